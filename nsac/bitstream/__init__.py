@@ -1,0 +1,1 @@
+"""Bitstreams: the .nsac container (FORMAT.md is its spec), varints and entropy coding."""

@@ -1,0 +1,191 @@
+"""The `nsac` command line: parses arguments, calls the library, prints one line per error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nsac.errors import NsacError, ParameterError
+
+#: exit status for an nsac error (bad input, missing library) and for a bug in nsac itself
+EXIT_ERROR = 1
+EXIT_INTERNAL = 70
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ParameterError(f"option {text!r} must look like key=value")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.replace("-", "_"), value
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise NsacError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NsacError(f"{path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise NsacError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _write_output(path: str, write: Any) -> None:
+    """Call write(stream); for a file, write a temporary beside it first so a failure leaves no partial file."""
+    if path == "-":
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    try:
+        handle, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+    except OSError as exc:
+        raise NsacError(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from nsac.audio import read
+    from nsac.coding import encode_audio
+
+    audio, rate = read(sys.stdin.buffer if args.input == "-" else args.input)
+    options = dict(_parse_option(o) for o in args.option)
+    if args.bitrate is not None:
+        options["bitrate"] = args.bitrate
+    if args.sample_rate is not None:
+        options["sample_rate"] = args.sample_rate
+    if args.mono and audio.shape[0] > 1:
+        audio = audio.mean(axis=0, keepdims=True)
+    data = encode_audio(audio, rate, args.codec, **options)
+    _write_output(args.output, lambda stream: stream.write(data))
+    if args.output != "-" and not args.quiet:
+        seconds = audio.shape[1] / rate
+        print(f"{args.output}: {len(data)} bytes, {seconds:.2f} s, {len(data) * 8 / seconds / 1000:.2f} kb/s")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from nsac.audio import write
+    from nsac.coding import decode_bytes
+
+    file_format = "WAV" if args.output == "-" else _format_from_name(args.output)
+    audio, rate = decode_bytes(_read_input(args.input))
+    _write_output(args.output, lambda stream: write(stream, audio, rate, bits=args.bits, file_format=file_format))
+    return 0
+
+
+def _format_from_name(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    formats = {".wav": "WAV", ".flac": "FLAC"}
+    if suffix not in formats:
+        raise ParameterError(f"{path}: cannot tell the format from {suffix!r}; use .wav or .flac")
+    return formats[suffix]
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from nsac.bitstream.inspect import describe
+
+    print(json.dumps(describe(_read_input(args.input)), indent=2))
+    return 0
+
+
+def cmd_codecs(args: argparse.Namespace) -> int:
+    from nsac.codecs import list_codecs
+
+    infos = list_codecs()
+    if args.json:
+        print(json.dumps([info.__dict__ for info in infos], indent=2))
+        return 0
+    rows = [("name", "kind", "sample rates (kHz)", "bitrates (kb/s)", "status")]
+    for info in infos:
+        rates = ",".join(f"{r / 1000:g}" for r in info.sample_rates_hz)
+        low, high = info.bitrate_range_bps
+        rows.append((info.name, info.kind, rates, f"{low / 1000:g}-{high / 1000:g}",
+                     "available" if info.available else f"unavailable: {info.reason}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from nsac.demo import run_demo
+
+    run_demo(out_dir=Path(args.out), data=args.data)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nsac import __version__
+
+    parser = argparse.ArgumentParser(prog="nsac", description="Neural speech and audio coding toolkit.")
+    parser.add_argument("--version", action="version", version=f"nsac {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("encode", help="encode audio to a .nsac file")
+    p.add_argument("input", help="WAV/FLAC/OGG/MP3 file, or - for stdin")
+    p.add_argument("output", help=".nsac file, or - for stdout")
+    p.add_argument("--codec", required=True, help="codec name (see `nsac codecs`)")
+    p.add_argument("--bitrate", type=int, help="target bitrate in bit/s")
+    p.add_argument("--sample-rate", type=int, help="codec sample rate in Hz (default: the input's, if supported)")
+    p.add_argument("--mono", action="store_true", help="downmix to mono before coding")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="codec option, e.g. -o application=audio (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("decode", help="decode a .nsac file to WAV or FLAC")
+    p.add_argument("input", help=".nsac file, or - for stdin")
+    p.add_argument("output", help=".wav or .flac file, or - for WAV on stdout")
+    p.add_argument("--bits", choices=["16", "24", "float"], default="16", help="output sample format")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("info", help="print a .nsac file's header and packet statistics as JSON")
+    p.add_argument("input", help=".nsac file, or - for stdin")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("codecs", help="list the codecs, what they support and whether they run here")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_codecs)
+
+    p = sub.add_parser("demo", help="code the shipped example with several codecs and print what it cost")
+    p.add_argument("--data", help="an audio file to use instead of the shipped example")
+    p.add_argument("--out", default="nsac-demo", help="folder for the decoded files (default: nsac-demo)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NsacError as exc:
+        print(f"nsac: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("nsac: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # a bug in nsac: still one line, and a way to report it
+        print(f"nsac: internal error: {type(exc).__name__}: {exc} (please report this with the command)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
