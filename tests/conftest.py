@@ -1,0 +1,28 @@
+"""Shared fixtures: real speech from ../shared/data (or the shipped example when it is absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nsac.audio import read
+from nsac.examples import example_path
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def speech_test_files(n: int) -> list[Path]:
+    """The first n test-speech files in a fixed order; the shipped example when shared data is missing."""
+    folder = SHARED_DATA / "speech" / "test"
+    files = sorted(folder.rglob("*.flac"))[:n] if folder.exists() else []
+    return files or [example_path("speech")]
+
+
+@pytest.fixture(scope="session")
+def speech_16k() -> np.ndarray:
+    """About 3 s of real speech at 16 kHz, shape (1, samples), float32."""
+    audio, rate = read(example_path("speech"))
+    assert rate == 16000
+    return audio[:, : 3 * rate]
