@@ -11,7 +11,7 @@ Why the tables come out bit-identical on every machine
 differs by an ulp (one libm rounds ``exp`` or ``erfc`` differently), the integers differ only when a scaled
 value lies within that ulp of an integer (floor) or of another fractional part (the remainder cut-off).
 At 24-bit precision a float64 keeps at least 28 bits below the integer part, so the chance per value is
-~1e-9, and the golden digests in the tests would notice the day it happens. Everything else is exact by construction:
+~1e-9, and the golden digests in the tests would notice the day it happens. Everything else is exact:
 
 * the scale grid is rounded onto multiples of ``2**-SCALE_GRID_FRACTION_BITS``, so it is a short list of
   exactly representable numbers; quantizing a scale compares it with geometric midpoints computed with

@@ -261,7 +261,7 @@ def test_golden_stream():
 
 
 def _discrete_laplace_entropy_bits(scale: float) -> float:
-    """Shannon entropy of round(Laplace(0, scale)) in bits per symbol (the tail past 60 scales is negligible)."""
+    """Entropy of round(Laplace(0, scale)) in bits per symbol (the tail past 60 scales is negligible)."""
     d = np.arange(1, int(60 * scale) + 2)
     p0 = -math.expm1(-0.5 / scale)
     p = math.sinh(0.5 / scale) * np.exp(-d / scale)
