@@ -220,7 +220,7 @@ class RangeEncoder:
         self._encode_parametric("gaussian", values, mean, scale)
 
     def encode_uniform(self, values: np.ndarray, *, n_levels: np.ndarray | int) -> None:
-        """Code integers 0 <= values < n_levels uniformly; values of shape S, n_levels (<= 2**62) broadcast."""
+        """Code integers 0 <= values < n_levels uniformly; n_levels (<= 2**62) broadcasts to values."""
         vals = _as_int_array(values, name="values", limit=UNIFORM_MAX_LEVELS).ravel()
         levels = _check_n_levels(n_levels, np.shape(values))
         if np.any(vals < 0) or np.any(vals >= levels):
