@@ -125,6 +125,29 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nsac.audio import read, resample
+    from nsac.eval.metrics import evaluate
+
+    reference, rate = read(args.reference)
+    degraded, degraded_rate = read(args.degraded)
+    degraded = resample(degraded, from_hz=degraded_rate, to_hz=rate)
+    metrics = args.metrics.split(",") if args.metrics else None
+    result = evaluate(reference.mean(axis=0), degraded.mean(axis=0), sample_rate=rate, metrics=metrics)
+    if args.json:
+        print(json.dumps(result, indent=2, default=float))
+        return 0
+    for key, value in result.items():
+        if isinstance(value, float):
+            print(f"{key:<24}{value:10.3f}")
+    for name, message in result.get("errors", {}).items():
+        print(f"{name:<24}{'failed':>10}  {message}")
+    delay = result.get("alignment", {}).get("delay_samples")
+    if delay is not None:
+        print(f"(degraded aligned by {delay} samples before the intrusive metrics)")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nsac.demo import run_demo
 
@@ -164,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("codecs", help="list the codecs, what they support and whether they run here")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_codecs)
+
+    p = sub.add_parser("eval", help="score a decoded file against its reference (PESQ, STOI, ViSQOL, DNSMOS, ...)")
+    p.add_argument("reference", help="the original audio file")
+    p.add_argument("degraded", help="the decoded audio file")
+    p.add_argument("--metrics", help="comma-separated metric names (default: every installed one)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("demo", help="code the shipped example with several codecs and print what it cost")
     p.add_argument("--data", help="an audio file to use instead of the shipped example")
