@@ -140,6 +140,11 @@ class Codec(ABC):
     #: the first 8 bytes of the sha256 of the weights this codec runs with, None for no weights
     weights_sha256_prefix: bytes | None = None
 
+    @property
+    def deterministic(self) -> bool:
+        """True when the same packets always decode to the same samples, in any process."""
+        return True
+
     # --- what the library behind the codec needs -------------------------------------------------------
     @classmethod
     def availability(cls) -> tuple[bool, str]:
@@ -162,7 +167,11 @@ class Codec(ABC):
         return {"macs_per_second": 0.0, "parameters": 0}
 
     def encode(self, audio: np.ndarray) -> list[bytes]:
-        """Code audio of shape (channels, samples) at `sample_rate` into one packet per frame."""
+        """Code audio of shape (channels, samples) at `sample_rate` into one packet per frame.
+
+        Every frame gives exactly one packet, and a stream decoder gives exactly `frame_size` samples per
+        packet, lost ones included: packet i covers samples [i * frame_size, (i + 1) * frame_size).
+        """
         audio = check_audio(audio, channels=self.channels)
         encoder = self.stream_encoder()
         return encoder.push(audio) + encoder.flush()
