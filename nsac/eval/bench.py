@@ -34,8 +34,6 @@ RESULTS_NAME = "results.csv"
 DECODED_DIR = "decoded"
 #: at most this many workers by default: timings stay clean with one worker per core
 DEFAULT_MAX_JOBS = 2
-#: rate used to check that a condition builds before any work starts
-_CHECK_RATE_HZ = 16_000
 
 
 @dataclass(frozen=True)
@@ -77,9 +75,12 @@ def default_jobs() -> int:
 
 
 def check_conditions(conditions: Sequence[Condition]) -> None:
-    """Refuse duplicates, unknown or unavailable codecs and options a codec rejects, before any work."""
-    from nsac.codecs import codec_class
-    from nsac.coding import build_codec
+    """Refuse duplicates, unknown or unavailable codecs and options a codec rejects, before any work.
+
+    A condition passes when the codec builds at one of its sample rates at least: a bitrate that only
+    some rates allow (AAC at 64 kb/s needs more than 16 kHz) fails later, file by file, as error rows.
+    """
+    from nsac.codecs import codec_class, load_codec
 
     if not conditions:
         raise ParameterError("give at least one condition, e.g. --codec opus@6000")
@@ -92,11 +93,19 @@ def check_conditions(conditions: Sequence[Condition]) -> None:
         if not available:
             raise DependencyError(f"condition {condition.label}: codec {condition.codec!r} is unavailable: "
                                   f"{reason}")
-        try:
-            build_codec(condition.codec, source_rate_hz=_CHECK_RATE_HZ, channels=1,
-                        **condition.codec_options())
-        except NsacError as exc:
-            raise ParameterError(f"condition {condition.label}: {exc}") from None
+        options = {"channels": 1, **condition.codec_options()}
+        rates = codec_class(condition.codec).sample_rates_hz
+        if "sample_rate" in options:
+            rates = (options.pop("sample_rate"),)
+        first_error: NsacError | None = None
+        for rate in sorted(rates, reverse=True):
+            try:
+                load_codec(condition.codec, sample_rate=rate, **options)
+                break
+            except NsacError as exc:
+                first_error = first_error or exc
+        else:
+            raise ParameterError(f"condition {condition.label}: {first_error}")
 
 
 def metric_plan(metrics: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
@@ -211,8 +220,9 @@ def _score(reference: np.ndarray, decoded: np.ndarray, rate: int, metrics: tuple
                 if isinstance(value, (int, float)) and not isinstance(value, bool)}
     row["aligned_delay_ms"] = alignment.get("delay_ms")
     # "errors" (failed on this input) and any other name -> message table evaluate adds, e.g. "unavailable"
-    messages = [f"{name}: {message}" for key, value in scores.items()
-                if key != "alignment" and isinstance(value, dict) for name, message in value.items()]
+    messages = [message if str(message).startswith(f"{name}:") else f"{name}: {message}"
+                for key, value in scores.items() if key != "alignment" and isinstance(value, dict)
+                for name, message in value.items()]
     row["metric_errors"] = _one_line("; ".join(messages))
     return row
 

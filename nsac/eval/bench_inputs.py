@@ -11,8 +11,8 @@ from typing import Any
 
 from nsac.errors import ParameterError
 
-#: file extensions a data folder is searched for (case-insensitive)
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
+#: file extensions a data folder is searched for (case-insensitive); AIFF for the music test set
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 #: the manifest column holding each file's path, relative to the manifest's folder
 MANIFEST_PATH_COLUMN = "path"
 MANIFEST_SPLIT_COLUMN = "split"

@@ -19,6 +19,7 @@ import pytest
 
 from nsac.audio import read, write
 from nsac.errors import AudioError, NsacError, ParameterError
+from nsac.eval.bench import check_conditions
 from nsac.eval.bench_cli import add_bench_arguments, run_bench_from_args
 from nsac.eval.bench_inputs import Condition, find_audio, parse_condition
 from nsac.eval.complexity import bitrate_from_bytes, measure, measure_decode, measure_encode
@@ -281,6 +282,8 @@ def test_bench_refuses_bad_arguments_before_working(data_dir: Path, tmp_path: Pa
     if _codec_available("opus"):
         with pytest.raises(ParameterError, match="opus@1"):
             _bench("--codec", "opus@1", *base)
+    if _codec_available("aac"):  # too much for 16 kHz, fine at 48 kHz: checked file by file, not refused
+        check_conditions([parse_condition("aac@64000")])
     assert not (tmp_path / "out").exists()
 
 
