@@ -40,7 +40,8 @@ def build_codec(codec: str, *, source_rate_hz: int, channels: int, **options: An
 
 def encode_audio(audio: np.ndarray, sample_rate_hz: int, codec: Codec | str, **options: Any) -> bytes:
     """Encode (channels, samples) audio with `codec` (an instance, or a name plus its options) to .nsac bytes."""
-    audio = check_audio(audio, channels=np.asarray(audio).shape[0] if np.ndim(audio) == 2 else 1)
+    audio = np.asarray(audio)
+    audio = check_audio(audio, channels=audio.shape[0] if audio.ndim == 2 else 1)
     if audio.shape[1] == 0:
         raise ParameterError("nothing to encode: the audio holds no samples")
     if isinstance(codec, str):
@@ -73,7 +74,10 @@ def codec_for(header: Header) -> Codec:
     config = dict(header.config)
     for key in _HEADER_KEYS:
         config.pop(key, None)
-    codec = load_codec(header.codec, sample_rate=header.sample_rate_hz, channels=header.channels, **config)
+    try:
+        codec = load_codec(header.codec, sample_rate=header.sample_rate_hz, channels=header.channels, **config)
+    except ParameterError as exc:
+        raise BitstreamError(f"the file's header does not describe a valid codec: {exc}") from None
     if header.weights_id != codec.weights_sha256_prefix:
         have = codec.weights_sha256_prefix.hex() if codec.weights_sha256_prefix else "none"
         want = header.weights_id.hex() if header.weights_id else "none"
