@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_eval)
 
+    from nsac.eval.bench_cli import add_bench_arguments, run_bench_from_args
+
+    p = sub.add_parser("bench", help="code a data set with several codecs; write results, summaries and report.html")
+    add_bench_arguments(p)
+    p.set_defaults(func=run_bench_from_args)
+
     p = sub.add_parser("demo", help="code the shipped example with several codecs and print what it cost")
     p.add_argument("--data", help="an audio file to use instead of the shipped example")
     p.add_argument("--out", default="nsac-demo", help="folder for the decoded files (default: nsac-demo)")

@@ -1,53 +1,48 @@
-"""`nsac demo`: code the shipped example with the legacy anchors and print what each one cost."""
+"""`nsac demo`: bench the legacy anchors and every nsac codec with shipped weights on the shipped example."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nsac.audio import read, write
-from nsac.codecs import codec_class
-from nsac.coding import decode_bytes, encode_audio
-from nsac.errors import NsacError
+from nsac.codecs import codec_class, list_codecs
+from nsac.eval.bench import BenchConfig, BenchResult, run_bench
+from nsac.eval.bench_inputs import parse_condition
+from nsac.eval.summary import markdown_table
 from nsac.examples import example_path
 
-#: (codec, bitrate in bit/s or None for the codec's own) coded by the demo
-DEMO_CONDITIONS: tuple[tuple[str, int | None], ...] = (
-    ("opus", 6000),
-    ("opus", 12000),
-    ("amrwb", 12650),
-    ("codec2", 3200),
-    ("lpcnet-freedv", None),
-    ("lc3", 32000),
-)
+#: the legacy anchors of the demo, as bench condition specs
+LEGACY_ANCHORS = ("opus@6000", "opus@12000", "codec2@3200", "amrwb@12650", "lpcnet-freedv")
+#: the quality columns the demo prints beside the costs (the full set is in report.html)
+DEMO_COLUMNS = ("pesq_wb", "stoi", "visqol_speech", "dnsmos_ovrl")
 
 
-def run_demo(*, out_dir: Path, data: str | None = None) -> list[dict]:
-    """Encode and decode one clip with every available demo codec; write .nsac and .wav files; print a table."""
+def demo_conditions() -> list[str]:
+    """The anchors that can run here, then every available non-legacy codec at its default settings."""
+    specs = [spec for spec in LEGACY_ANCHORS if codec_class(parse_condition(spec).codec).availability()[0]]
+    specs += [info.name for info in list_codecs() if info.kind != "legacy" and info.available]
+    return specs
+
+
+def run_demo(*, out_dir: Path, data: str | None = None) -> BenchResult:
+    """Bench the demo conditions on `data` (default: the shipped example); print the table and the report path."""
     source = Path(data) if data else example_path("speech")
-    audio, rate = read(source)
-    audio = audio.mean(axis=0, keepdims=True)
-    duration_s = audio.shape[1] / rate
-    out_dir.mkdir(parents=True, exist_ok=True)
-    print(f"{source.name}: {duration_s:.2f} s at {rate} Hz -> {out_dir}/")
-    print(f"{'condition':<22}{'bytes':>8}{'kb/s (file)':>13}{'duration s':>12}  result")
-    rows = []
-    for codec, bitrate in DEMO_CONDITIONS:
-        label = f"{codec}@{bitrate}" if bitrate else codec
-        available, reason = codec_class(codec).availability()
-        if not available:
-            print(f"{label:<22}{'-':>8}{'-':>13}{'-':>12}  skipped: {reason}")
-            continue
-        try:
-            options = {"bitrate": bitrate} if bitrate else {}
-            data_bytes = encode_audio(audio, rate, codec, **options)
-            decoded, decoded_rate = decode_bytes(data_bytes)
-        except NsacError as exc:
-            print(f"{label:<22}{'-':>8}{'-':>13}{'-':>12}  failed: {exc}")
-            continue
-        stem = label.replace("@", "_")
-        (out_dir / f"{stem}.nsac").write_bytes(data_bytes)
-        write(out_dir / f"{stem}.wav", decoded, decoded_rate)
-        kbps = len(data_bytes) * 8 / duration_s / 1000
-        print(f"{label:<22}{len(data_bytes):>8}{kbps:>13.2f}{decoded.shape[1] / decoded_rate:>12.2f}  {stem}.wav")
-        rows.append({"condition": label, "bytes": len(data_bytes), "kbps": kbps})
-    return rows
+    specs = demo_conditions()
+    skipped = [spec for spec in LEGACY_ANCHORS if spec not in specs]
+    print(f"nsac demo: {len(specs)} conditions on {source} -> {out_dir}/")
+    if skipped:
+        print(f"(not installed here, skipped: {', '.join(skipped)}; see `nsac codecs`)")
+    config = BenchConfig(
+        conditions=tuple(parse_condition(spec) for spec in specs),
+        data=source,
+        out=out_dir,
+        jobs=1,
+        progress=False,
+        listen_files=1,
+        command=f"nsac demo --out {out_dir}" + (f" --data {data}" if data else ""),
+    )
+    result = run_bench(config)
+    present = {column for entry in result.summary for column in entry["values"]}
+    columns = [c for c in DEMO_COLUMNS if c in present]
+    print(markdown_table(result.summary, columns), end="")
+    print(f"report: {result.out / 'report.html'} (open it in a browser: players, spectrograms, all metrics)")
+    return result

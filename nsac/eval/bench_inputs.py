@@ -111,7 +111,7 @@ class AudioItem:
 
 
 def find_audio(data: str | Path, *, split: str | None = None, limit: int | None = None) -> list[AudioItem]:
-    """The files of a folder (searched recursively, sorted by path) or of a manifest CSV, first `limit` only.
+    """The files of a folder (searched recursively, sorted by path), of a manifest CSV, or one audio file.
 
     A manifest has a `path` column relative to its own folder, and optionally `split` (filtered with
     `split`) and `kind` (speech or general, which picks the default metrics).
@@ -127,8 +127,10 @@ def find_audio(data: str | Path, *, split: str | None = None, limit: int | None 
                  if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS]
     elif root.is_file() and root.suffix.lower() == ".csv":
         items = _read_manifest(root, split=split)
+    elif root.is_file() and root.suffix.lower() in AUDIO_EXTENSIONS:
+        items = [AudioItem(path=root, name=root.name)]
     elif root.exists():
-        raise ParameterError(f"{root}: give a folder of audio files or a manifest .csv with a "
+        raise ParameterError(f"{root}: give an audio file, a folder of them or a manifest .csv with a "
                              f"{MANIFEST_PATH_COLUMN!r} column")
     else:
         raise ParameterError(f"{root}: no such folder or manifest")
