@@ -45,7 +45,8 @@ def encode_audio(audio: np.ndarray, sample_rate_hz: int, codec: Codec | str, **o
     if audio.shape[1] == 0:
         raise ParameterError("nothing to encode: the audio holds no samples")
     if isinstance(codec, str):
-        codec = build_codec(codec, source_rate_hz=sample_rate_hz, channels=audio.shape[0], **options)
+        channels = options.pop("channels", audio.shape[0])
+        codec = build_codec(codec, source_rate_hz=sample_rate_hz, channels=channels, **options)
     elif options:
         raise ParameterError("give options either to the codec instance or with its name, not both")
     if audio.shape[0] != codec.channels:

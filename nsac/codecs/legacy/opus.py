@@ -44,6 +44,7 @@ FRAME_MS = 20
 LOOKAHEAD_MS: dict[str, float] = {"voip": 6.5, "audio": 6.5, "lowdelay": 2.5}
 #: libopus rate control per application: constrained VBR, except CBR where CVBR overshoots (see above)
 VBR_MODE: dict[str, str] = {"voip": "constrained", "audio": "constrained", "lowdelay": "off"}
+VBR_CHOICES = ("constrained", "on", "off")
 #: libopus refuses more than this per channel
 MAX_BITRATE_PER_CHANNEL_BPS = 256_000
 #: TOC of a lost first packet, before any TOC was seen: config 1 (SILK narrowband, 20 ms), code 0
@@ -86,6 +87,8 @@ class OpusCodec(Codec):
     bitrate : nominal bit/s, 6000..510000 and at most 256000 per channel (what VBR spends: module docstring).
     channels : 1 or 2.
     application : "voip" (speech, default), "audio" (music) or "lowdelay" (CELT only, 2.5 ms lookahead).
+    vbr : libopus rate control, "constrained", "on" or "off" (CBR: every packet the same size, which the
+        .nsac container stores without a length per packet); default: the application's entry in VBR_MODE.
     """
 
     name: ClassVar[str] = "opus"
@@ -96,7 +99,13 @@ class OpusCodec(Codec):
     applications: ClassVar[tuple[str, ...]] = tuple(LOOKAHEAD_MS)
 
     def __init__(
-        self, *, sample_rate: int = 16000, bitrate: int = 16000, channels: int = 1, application: str = "voip"
+        self,
+        *,
+        sample_rate: int = 16000,
+        bitrate: int = 16000,
+        channels: int = 1,
+        application: str = "voip",
+        vbr: str | None = None,
     ) -> None:
         self.sample_rate = self.check_sample_rate(sample_rate)
         self.channels = self.check_channels(channels, max_channels=2)
@@ -112,6 +121,10 @@ class OpusCodec(Codec):
                 f"opus: application={application!r} is unknown; use one of {', '.join(LOOKAHEAD_MS)}"
             )
         self.application = application
+        if vbr is not None and vbr not in VBR_CHOICES:
+            raise ParameterError(f"opus: vbr={vbr!r} is unknown; use one of {', '.join(VBR_CHOICES)}")
+        self.vbr = VBR_MODE[application] if vbr is None else vbr
+        self.constant_rate = self.vbr == "off"
         self.frame_size = samples_for_ms(FRAME_MS, self.sample_rate)
         decimator_delay = DECIMATOR_DELAY_SAMPLES if self.sample_rate != OPUS_DECODER_RATE_HZ else 0
         self.algorithmic_delay = samples_for_ms(LOOKAHEAD_MS[application], self.sample_rate) + decimator_delay
@@ -131,7 +144,7 @@ class OpusCodec(Codec):
             sample_format="flt",
             options={
                 "application": self.application,
-                "vbr": VBR_MODE[self.application],
+                "vbr": self.vbr,
                 "frame_duration": str(FRAME_MS),
             },
         )
@@ -147,4 +160,6 @@ class OpusCodec(Codec):
             "bitrate": self.bitrate,
             "channels": self.channels,
             "application": self.application,
+            # left out at its default so that files written before the option existed stay byte-identical
+            **({"vbr": self.vbr} if self.vbr != VBR_MODE[self.application] else {}),
         }
