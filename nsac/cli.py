@@ -155,6 +155,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_listen(args: argparse.Namespace) -> int:
+    from nsac.listen.cli import run_listen_from_args
+
+    return run_listen_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nsac import __version__
 
@@ -205,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="an audio file to use instead of the shipped example")
     p.add_argument("--out", default="nsac-demo", help="folder for the decoded files (default: nsac-demo)")
     p.set_defaults(func=cmd_demo)
+
+    from nsac.listen.cli import add_listen_arguments
+
+    p = sub.add_parser("listen", help="serve a MUSHRA listening test built from a bench folder, or analyse one")
+    add_listen_arguments(p)
+    p.set_defaults(func=cmd_listen)
     return parser
 
 

@@ -178,6 +178,10 @@ def write_report(out: Path, *, rows: Sequence[Row], summary: Sequence[dict], ite
     facts = "".join(f"<li>{_e(key)}: {_e(', '.join(value) if isinstance(value, list) else value)}</li>"
                     for key, value in meta.items() if value not in ("", None))
     notes = "".join(f"<li>{_e(note)}</li>" for note in METHOD_NOTES)
+    # the MUSHRA results of `nsac listen --results`, when OUT/listening holds them (empty markers otherwise)
+    from nsac.listen.report_section import listening_section
+
+    listening_test = listening_section(out)
     downloads = " · ".join(f'<a href="{_href(n)}">{n}</a>'
                            for n in ("results.csv", "summary.csv", "summary.md", "summary.json"))
     page = f"""<!DOCTYPE html>
@@ -193,6 +197,7 @@ def write_report(out: Path, *, rows: Sequence[Row], summary: Sequence[dict], ite
 {figure}
 <h2>Listen</h2>
 {listening}
+{listening_test}
 <h2>Errors</h2>
 {_errors_section(rows)}
 <h2>How this was measured</h2>
