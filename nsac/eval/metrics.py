@@ -1,8 +1,8 @@
 """The metrics registry and evaluate(): score a decoded signal against its reference with any set of metrics.
 
 Metrics: PESQ wide/narrow band, STOI, ESTOI, ViSQOL speech/audio, DNSMOS (:mod:`nsac.eval.perceptual`),
-SI-SDR, log-spectral distance, mel distance (:mod:`nsac.eval.distances`). NMR joins once nsac has
-its psychoacoustic model. :func:`evaluate` aligns the pair first (:mod:`nsac.eval.align`) and
+SI-SDR, log-spectral distance, mel distance (:mod:`nsac.eval.distances`), NMR from nsac's psychoacoustic
+model (:mod:`nsac.eval.nmr`). :func:`evaluate` aligns the pair first (:mod:`nsac.eval.align`) and
 reports the delay, the levels and the resampling each metric did.
 """
 
@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from nsac.errors import AudioError, ParameterError
 from nsac.eval import align as _align
 from nsac.eval.distances import log_spectral_distance, mel_distance, si_sdr
+from nsac.eval.nmr import nmr
 from nsac.eval.perceptual import (
     DNSMOS_INSTALL,
     DNSMOS_RATE_HZ,
@@ -85,6 +86,7 @@ METRICS: Mapping[str, MetricSpec] = {
     "log_spectral_distance": MetricSpec(log_spectral_distance, "intrusive", False, None, "dB",
                                         ("log_spectral_distance",)),
     "mel_distance": MetricSpec(mel_distance, "intrusive", False, None, "dB", ("mel_distance",)),
+    "nmr": MetricSpec(nmr, "intrusive", False, None, "dB", ("nmr", "nmr_audible_frames")),
 }
 """Every metric by name. The bench reads kind, direction and rate from here."""
 
@@ -215,4 +217,4 @@ def evaluate(reference: ArrayLike, degraded: ArrayLike, *, sample_rate: int,
 
 
 __all__ = ["METRICS", "MetricSpec", "available_metrics", "dnsmos", "estoi", "evaluate", "log_spectral_distance",
-           "mel_distance", "pesq_nb", "pesq_wb", "si_sdr", "stoi", "visqol_audio", "visqol_speech"]
+           "mel_distance", "nmr", "pesq_nb", "pesq_wb", "si_sdr", "stoi", "visqol_audio", "visqol_speech"]
