@@ -124,8 +124,11 @@ class ListeningServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://[{host}]:{port}/" if ":" in str(host) else f"http://{host}:{port}/"
+        """The test's address; for a server on every interface, under this machine's name."""
+        host, port = str(self.server_address[0]), self.server_address[1]
+        if ipaddress.ip_address(host.split("%")[0]).is_unspecified:
+            host = socket.gethostname()
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     # the two API calls: plain functions of the parsed body, raising RequestError
 
