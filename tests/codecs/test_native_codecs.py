@@ -35,7 +35,7 @@ class Case:
     waveform: bool
     default: dict[str, Any]
     bad_options: list[dict[str, Any]] = field(default_factory=list)
-    #: bits of every packet that are not the codec's own (amrwb: the storage format's table-of-contents byte)
+    #: bits of every packet that are not the codec's own, besides padding to whole bytes
     header_bits: int = 0
 
 
@@ -71,7 +71,6 @@ CASES = [
         waveform=True,
         default={"sample_rate": 16000, "bitrate": 12650},
         bad_options=[{"sample_rate": 8000}, {"bitrate": 12000}, {"bitrate": 64000}, {"channels": 2}],
-        header_bits=8,
     ),
     Case(
         "lpcnet-freedv",
@@ -347,7 +346,7 @@ def test_garbage_packets_are_refused_or_decode_finite(case: Case, speech: np.nda
             continue
         assert np.all(np.isfinite(out)) and out.shape[0] == 1
     detectable = {
-        "amrwb": True,  # a random ToC byte is almost never the configured mode's
+        "amrwb": True,  # 3 to 7 padding bits that must be zero
         "lc3": True,  # liblc3 checks the side information and arithmetic coder
         "lpcnet-freedv": True,  # 4 padding bits that must be zero
         "codec2": codec.bitrate * codec.frame_size % (8 * codec.sample_rate) != 0,  # padding bits, if any

@@ -1,14 +1,15 @@
 """AMR-WB (3GPP TS 26.190, 6.6-23.85 kbit/s wideband speech): vo-amrwbenc and opencore-amrwb via ctypes.
 
-Packets are frames of the storage format (RFC 4867 section 5.3; 3GPP TS 26.201): a table-of-contents byte,
-then the speech bits padded to whole bytes::
+Packets are the speech bits of a storage-format frame (RFC 4867 section 5.3; 3GPP TS 26.201) padded to
+whole bytes, without the frame's table-of-contents byte::
 
-    ToC:  | P | FT (4 bits) | Q | P P |    P = 0 padding, FT = mode 0..8, Q = 1 for a good frame
-    then: ceil(bits_of_mode / 8) bytes, e.g. 23.85 kbit/s: 477 bits -> 60 bytes, 61 with the ToC
+    storage frame:  ToC | speech bits, ceil(bits_of_mode / 8) bytes
+    ToC:            | P | FT (4 bits) | Q | P P |    P = 0 padding, FT = mode 0..8, Q = 1 for a good frame
+    packet:         the speech bytes only, e.g. 23.85 kbit/s: 477 bits -> 60 bytes
 
-Every packet of a stream has the configured mode (no DTX), so packets have one size. The decoder checks the
-size and the ToC before handing a packet to C; a packet with Q = 0 (marked damaged by its sender) is
-concealed.
+Every packet of a stream has the configured mode (no DTX), which the .nsac header already carries, so the
+ToC would repeat it in every packet (one byte in 20 ms, 0.4 kbit/s): the encoder drops it and the decoder
+puts back the ToC of a good frame of the stream's mode before handing a frame of checked size to C.
 
 Delay. 94 samples (5.9 ms) at 16 kHz: the encoder's 5 ms lookahead plus the 12.8 <-> 16 kHz resampling
 filters. Measured: the cross-correlation of input and output peaks at lag 94 in every mode.
@@ -46,6 +47,7 @@ ALGORITHMIC_DELAY_SAMPLES = 94
 MODE_BITRATES_BPS = (6600, 8850, 12650, 14250, 15850, 18250, 19850, 23050, 23850)
 #: speech bits per frame of modes 0..8 (TS 26.201 table 2)
 MODE_SPEECH_BITS = (132, 177, 253, 285, 317, 365, 397, 461, 477)
+_TOC_BYTES = 1
 _TOC_QUALITY_BIT = 0x04
 _TOC_FRAME_TYPE_SHIFT = 3
 _FRAME_TYPE_NO_DATA = 15
@@ -85,8 +87,8 @@ def _library() -> _Lib:
 
 
 def packet_bytes_of_mode(mode: int) -> int:
-    """Storage-format frame size of `mode`, ToC byte included."""
-    return 1 + math.ceil(MODE_SPEECH_BITS[mode] / 8)
+    """Bytes of a packet of `mode`: the speech bits of a storage-format frame, without its ToC byte."""
+    return math.ceil(MODE_SPEECH_BITS[mode] / 8)
 
 
 class _AmrWbStreamEncoder(StreamEncoder):
@@ -101,12 +103,12 @@ class _AmrWbStreamEncoder(StreamEncoder):
         pcm = float_to_int16(frame[0])
         out = (ctypes.c_ubyte * _ENCODER_BUFFER_BYTES)()
         n_bytes = self._lib.encode(self._state.pointer, self._mode, pcm.ctypes.data, out, 0)
-        if n_bytes != self._packet_bytes:
+        if n_bytes != _TOC_BYTES + self._packet_bytes:
             raise NsacError(
                 f"amrwb: the encoder wrote {n_bytes} bytes in mode {self._mode}, expected "
-                f"{self._packet_bytes}; this libvo-amrwbenc build is incompatible"
+                f"{_TOC_BYTES + self._packet_bytes}; this libvo-amrwbenc build is incompatible"
             )
-        return [bytes(out[:n_bytes])]
+        return [bytes(out[_TOC_BYTES:n_bytes])]
 
 
 class _AmrWbStreamDecoder(StreamDecoder):
@@ -117,6 +119,8 @@ class _AmrWbStreamDecoder(StreamDecoder):
         self._mode = codec.mode
         self._packet_bytes = codec.packet_bytes
         self._good_toc = (codec.mode << _TOC_FRAME_TYPE_SHIFT) | _TOC_QUALITY_BIT
+        # the speech bits fill the packet from its first bit; the low bits of the last byte are padding
+        self._padding_mask = (1 << (8 * codec.packet_bytes - MODE_SPEECH_BITS[codec.mode])) - 1
         # a lost frame: a NO_DATA ToC, with room for the longest frame in case a decoder reads past the ToC
         self._lost = bytes([_FRAME_TYPE_NO_DATA << _TOC_FRAME_TYPE_SHIFT]) + bytes(packet_bytes_of_mode(8))
 
@@ -124,13 +128,10 @@ class _AmrWbStreamDecoder(StreamDecoder):
         if packet is None:
             data, bad_frame = self._lost, 1
         else:
-            data = check_packet(packet, n_bytes=self._packet_bytes, codec="amrwb")
-            if data[0] & ~_TOC_QUALITY_BIT != self._good_toc & ~_TOC_QUALITY_BIT:
-                raise BitstreamError(
-                    f"amrwb: packet header 0x{data[0]:02x} is not a mode-{self._mode} frame "
-                    f"(expected 0x{self._good_toc:02x}); the packet is corrupt or from another mode"
-                )
-            bad_frame = 0 if data[0] & _TOC_QUALITY_BIT else 1
+            speech = check_packet(packet, n_bytes=self._packet_bytes, codec="amrwb")
+            if speech[-1] & self._padding_mask:
+                raise BitstreamError("amrwb: the padding bits of the packet are not zero; the packet is corrupt")
+            data, bad_frame = bytes([self._good_toc]) + speech, 0
         pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         self._lib.decode(self._state.pointer, data, pcm.ctypes.data, bad_frame)
         return int16_to_float(pcm)[None, :]
