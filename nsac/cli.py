@@ -148,6 +148,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from nsac.train.run import train
+
+    result = train(args.recipe, data=args.data, out=args.out, overrides=args.overrides)
+    if result.main_process:
+        print(f"nsac train: step {result.step} ({result.steps_run} this run, {result.seconds:.1f} s); "
+              f"checkpoint {result.checkpoint}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from nsac.train.export import export_checkpoint
+
+    path = export_checkpoint(args.checkpoint, args.name, directory=args.pretrained_dir,
+                             use_ema=not args.no_ema)
+    print(f"nsac export: {path} and {path.with_suffix('.json').name}, registered with their sha256")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from nsac.demo import run_demo
 
@@ -200,6 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", help="comma-separated metric names (default: every installed one)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="train a model from a recipe (under torchrun: several processes)")
+    p.add_argument("recipe", help="recipe name (nsac/train/recipes, e.g. smoke) or a .yaml file")
+    p.add_argument("--data", help="folder of audio or manifest .csv (default: the recipe's data.path)")
+    p.add_argument("--out", help="run folder (default: runs/RECIPE); a checkpoint there is resumed")
+    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set max_steps=20 --set optim.lr=1e-4 (repeatable)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="turn a training checkpoint into shipped weights in nsac/pretrained")
+    p.add_argument("checkpoint", help="a checkpoint, e.g. runs/smoke/checkpoints/last.pt")
+    p.add_argument("--name", required=True, help="weights name, e.g. postfilter-opus-6k")
+    p.add_argument("--pretrained-dir", help="where to write (default: $NSAC_PRETRAINED_DIR, nsac/pretrained)")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
+    p.set_defaults(func=cmd_export)
 
     from nsac.eval.bench_cli import add_bench_arguments, run_bench_from_args
 

@@ -1,0 +1,1 @@
+"""Reusable layers: causal convolutions and GRU blocks that stream with explicit state, GAN discriminators."""

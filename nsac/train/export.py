@@ -1,0 +1,60 @@
+"""`nsac export`: a checkpoint's weights (the EMA's when kept) into nsac/pretrained, hashed and registered.
+
+NAME.json records what rebuilds the model without the checkpoint: the model family and its hyperparameters,
+the sample rate, the task (and the codec a post-filter follows), and where the weights came from (recipe,
+step, git revision, nsac version). Before anything is written the weights are loaded strictly into a freshly
+built model, so an export that would not load is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from nsac.errors import WeightsError
+from nsac.pretrained import check_name, load_config, load_into, register
+from nsac.train import checkpoint as ckpt
+from nsac.train.models import build_model, model_class
+from nsac.train.recipes import build_dataclass, recipe_from_dict
+
+PRETRAINED_FORMAT = "nsac-pretrained"
+PRETRAINED_VERSION = 1
+
+
+def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Path | None = None,
+                      use_ema: bool = True) -> Path:
+    """Write NAME.safetensors and NAME.json for `checkpoint` and register them; returns the weights' path."""
+    check_name(name)
+    state = ckpt.load(Path(checkpoint))
+    recipe = recipe_from_dict(state["config"])
+    ema = use_ema and state.get("ema") is not None
+    weights = state["ema"] if ema else state["model"]
+    model = build_model(recipe.model.name, recipe.model.config, sample_rate_hz=recipe.data.sample_rate_hz)
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise WeightsError(f"{checkpoint}: its weights do not fit model {recipe.model.name!r} "
+                           f"({' '.join(str(exc).split())[:200]})") from None
+    config: dict[str, Any] = {
+        "format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION, "name": name,
+        "model": state["config"]["model"], "sample_rate_hz": recipe.data.sample_rate_hz, "task": recipe.task,
+        "recipe": recipe.name, "step": int(state["step"]), "ema": ema,
+        "git_revision": state["git_revision"], "nsac_version": state["nsac_version"],
+    }
+    if recipe.task == "postfilter":
+        config["degrade"] = {"codec": recipe.degrade.codec, "bitrates_bps": list(recipe.degrade.bitrates_bps),
+                             "options": dict(recipe.degrade.options)}
+    return register(name, model.state_dict(), config, directory=directory)
+
+
+def load_exported(name: str, *, directory: str | Path | None = None) -> nn.Module:
+    """Rebuild an exported model from NAME.json and load its verified weights strictly (eval mode)."""
+    config = load_config(name, directory=directory)
+    model_section = dict(config["model"])
+    model_name = model_section.pop("name")
+    model_config = build_dataclass(model_class(model_name).Config, model_section, "model")
+    model = build_model(model_name, model_config, sample_rate_hz=int(config["sample_rate_hz"]))
+    load_into(model, name, directory=directory)
+    return model.eval()
