@@ -25,6 +25,7 @@ import numpy as np
 
 from nsac.errors import ParameterError
 from nsac.train.data import AudioItem
+from nsac.train.progress import progress_bar
 
 #: bump when the cached content changes meaning (e.g. a different downmix)
 CACHE_FORMAT = 1
@@ -154,10 +155,8 @@ def _code_one(args: tuple[DegradationCache, AudioItem, Degradation, str]) -> boo
 
 def _run(cache: DegradationCache, jobs: list[tuple[AudioItem, Degradation, str]], *, workers: int,
          progress: bool) -> list[bool]:
-    from tqdm import tqdm
-
     args = [(cache, *job) for job in jobs]
-    bar = tqdm(total=len(args), desc="degrading", unit="file", disable=None if progress else True)
+    bar = progress_bar(show=progress, total=len(args), desc="degrading", unit="file")
     try:
         if workers <= 1:
             results = []

@@ -32,6 +32,7 @@ from nsac.train.ddp import Distributed, threads_per_process
 from nsac.train.log import LOSSES_PLOT, TRAIN_LOG, VALID_LOG, VALID_PLOT, CsvLog, plot_log
 from nsac.train.models import build_model
 from nsac.train.objective import Objective, build_discriminator, split_output
+from nsac.train.progress import progress_bar
 from nsac.train.recipes import RESUMABLE_KEYS, differences, recipe_to_dict
 from nsac.train.setup_data import TrainingData, prepare_data
 from nsac.train.validate import usable_metrics, validate
@@ -117,6 +118,7 @@ class Trainer:
                 self.discriminator = DistributedDataParallel(self.discriminator, device_ids=ids)
         self.train_log = CsvLog(self.run_dir / TRAIN_LOG)
         self.valid_log = CsvLog(self.run_dir / VALID_LOG)
+        self._plot_note_shown = False
 
     # --- state ------------------------------------------------------------------------------------------
     def _new_ema(self) -> nn.Module:
@@ -251,8 +253,6 @@ class Trainer:
 
     # --- the loop ---------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        from tqdm import tqdm
-
         train = self.recipe.train
         start_step, started = self.step, time.perf_counter()
         if self.context.is_main:
@@ -265,9 +265,8 @@ class Trainer:
             return TrainResult(self.step, 0, ckpt.last_path(self.run_dir), 0.0, self.context.is_main)
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
-        show = self.context.is_main and train.progress
-        bar = tqdm(total=train.max_steps, initial=self.step, desc=self.recipe.name, unit="step",
-                   disable=None if show else True, dynamic_ncols=True)
+        bar = progress_bar(show=self.context.is_main and train.progress, total=train.max_steps,
+                           initial=self.step, desc=self.recipe.name, unit="step", dynamic_ncols=True)
         try:
             for batch in self.data.loader(self.step, train.max_steps, self.context):
                 for key, value in self.train_step(batch).items():
@@ -307,8 +306,14 @@ class Trainer:
         return scores
 
     def plot(self) -> None:
-        plot_log(self.train_log, self.run_dir / LOSSES_PLOT, title=f"{self.recipe.name}: training")
-        plot_log(self.valid_log, self.run_dir / VALID_PLOT, title=f"{self.recipe.name}: validation")
+        try:
+            plot_log(self.train_log, self.run_dir / LOSSES_PLOT, title=f"{self.recipe.name}: training")
+            plot_log(self.valid_log, self.run_dir / VALID_PLOT, title=f"{self.recipe.name}: validation")
+        except ImportError:
+            if not self._plot_note_shown:
+                print("nsac train: no plots without matplotlib (pip install matplotlib); the CSV logs are "
+                      "written")
+                self._plot_note_shown = True
 
 
 def _nsac_version() -> str:
