@@ -15,8 +15,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from nsac.dsp.loudness import loudness_lufs
 from nsac.errors import ParameterError
-from nsac.listen.loudness import loudness_lkfs
 
 #: BS.1534-3 anchors: low anchor and mid anchor cut-off frequencies
 LOW_ANCHOR_HZ = 3500.0
@@ -59,10 +59,10 @@ def match_loudness(reference: np.ndarray, stimuli: Mapping[str, np.ndarray], *,
     Returns (reference, stimuli, gains_db): the reference only ever gets the common attenuation; gains_db
     holds each stimulus' total gain and "reference" the common one. A silent stimulus keeps its level.
     """
-    target = loudness_lkfs(reference, sample_rate_hz=sample_rate_hz)
+    target = loudness_lufs(reference, sample_rate_hz=sample_rate_hz)
     gains_db: dict[str, float] = {}
     for name, audio in stimuli.items():
-        level = loudness_lkfs(audio, sample_rate_hz=sample_rate_hz)
+        level = loudness_lufs(audio, sample_rate_hz=sample_rate_hz)
         gains_db[name] = target - level if math.isfinite(target) and math.isfinite(level) else 0.0
     scaled = {name: np.asarray(audio, dtype=np.float64) * 10.0 ** (gains_db[name] / 20.0)
               for name, audio in stimuli.items()}

@@ -20,10 +20,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from nsac.audio import resample
+from nsac.dsp.loudness import normalization_gain_db
 from nsac.train.augment import augment, change_speed, draw_gain_db, draw_speed
 from nsac.train.config import AugmentConfig, DataConfig
 from nsac.train.data import AudioItem
-from nsac.train.loudness import normalization_gain_db
 
 #: extra input read on each side of a crop that is resampled, so the resampler's edges fall outside it
 RESAMPLE_MARGIN_MS = 20.0

@@ -12,7 +12,7 @@ from nsac.audio import read
 from nsac.cli import main
 from nsac.errors import NsacError, ParameterError
 from nsac.listen.builder import MAX_STIMULI, build_test
-from nsac.listen.loudness import loudness_lkfs
+from nsac.dsp.loudness import loudness_lufs
 from nsac.listen.spec import AUDIO_DIR, AUDIO_FILE, DB_NAME, HIDDEN_REFERENCE, read_spec
 from nsac.listen.store import RatingStore
 
@@ -33,13 +33,13 @@ def test_build_makes_every_stimulus(built_template: Path) -> None:
     assert len(spec.items) == 3
     for item in spec.items:
         reference, rate = _audio(folder, item.reference)
-        target = loudness_lkfs(reference, sample_rate_hz=rate)
+        target = loudness_lufs(reference, sample_rate_hz=rate)
         for condition_id, name in item.stimuli.items():
             assert AUDIO_FILE.fullmatch(name) and condition_id not in name
             audio, stimulus_rate = _audio(folder, name)
             assert stimulus_rate == rate == item.sample_rate_hz
             assert audio.size == reference.size  # same length: switching keeps the position
-            assert loudness_lkfs(audio, sample_rate_hz=rate) == pytest.approx(target, abs=MATCH_TOLERANCE_LU)
+            assert loudness_lufs(audio, sample_rate_hz=rate) == pytest.approx(target, abs=MATCH_TOLERANCE_LU)
         hidden, _ = _audio(folder, item.stimuli[HIDDEN_REFERENCE])
         np.testing.assert_array_equal(hidden, reference)
     names = [name for item in spec.items for name in (item.reference, *item.stimuli.values())]

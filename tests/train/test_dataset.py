@@ -12,7 +12,7 @@ from nsac.audio import read, resample, write
 from nsac.train.config import AugmentConfig, DataConfig
 from nsac.train.data import scan_folder
 from nsac.train.dataset import CropDataset, StepBatchSampler, make_loader, read_crop, validation_clips
-from nsac.train.loudness import loudness_lufs
+from nsac.dsp.loudness import loudness_lufs
 
 DATA = DataConfig(crop_s=0.25, batch_size=3, valid_s=1.0, valid_clips=2)
 

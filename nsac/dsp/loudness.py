@@ -1,5 +1,7 @@
 """Programme loudness after ITU-R BS.1770-4 (K-weighting, gated 400 ms blocks) and normalisation to a target.
 
+Shared by training (loudness normalisation of crops) and listening tests (loudness-matched stimuli).
+
 The two K-weighting biquads are designed at any sample rate from the analogue parameters that reproduce the
 standard's 48 kHz coefficients (a +4 dB high shelf around 1.7 kHz and a 38 Hz high-pass), so that a 997 Hz
 sine at full scale reads -3.01 LUFS at every rate.

@@ -1,4 +1,4 @@
-"""Tests for nsac.train.loudness against ITU-R BS.1770-4: its filter table, calibration tone and gating."""
+"""Tests for nsac.dsp.loudness against ITU-R BS.1770-4: its filter table, calibration tone and gating."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from nsac.train.loudness import PEAK_LIMIT, k_weighting, loudness_lufs, normalization_gain_db
+from nsac.dsp.loudness import PEAK_LIMIT, k_weighting, loudness_lufs, normalization_gain_db
 
 #: BS.1770-4 Table 1 and 2: the K-weighting coefficients at 48 kHz
 STAGE1_B = (1.53512485958697, -2.69169618940638, 1.19839281085285)
