@@ -86,8 +86,7 @@ def _fractional_delay(clean: np.ndarray, coded: np.ndarray, *, low_hz: float = 3
     ("mp3", 64000, 0.1), ("aac", 48000, 0.1), ("lc3", 64000, 0.1),
     # Opus's own filters shift the phase by a fraction of a sample (-0.3 measured); its frames line up
     ("opus", 24000, 0.6),
-    pytest.param("amrwb", 23850, 0.6, marks=pytest.mark.xfail(
-        reason="the amrwb adapter's output lags its input by about 1.4 samples: a delay one sample short?")),
+    ("amrwb", 23850, 0.6),
 ])
 def test_degraded_speech_lines_up_with_the_clean_signal(codec: str, bitrate: int, tolerance: float,
                                                         speech_16k: np.ndarray) -> None:
