@@ -18,6 +18,7 @@ _CODEC_CLASSES: dict[str, str] = {
     "lc3": "nsac.codecs.legacy.lc3:Lc3Codec",
     "amrwb": "nsac.codecs.legacy.amrwb:AmrWbCodec",
     "lpcnet-freedv": "nsac.codecs.legacy.lpcnet_freedv:LpcnetFreedvCodec",
+    "mdct": "nsac.codecs.mdct:MdctCodec",
 }
 
 
