@@ -86,7 +86,12 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from nsac.coding import decode_bytes
 
     file_format = "WAV" if args.output == "-" else _format_from_name(args.output)
-    audio, rate = decode_bytes(_read_input(args.input))
+    if args.enhance is None:
+        audio, rate = decode_bytes(_read_input(args.input))
+    else:  # "" (the flag alone): the enhancer shipped for the file's codec and bitrate
+        from nsac.codecs.postfilter.decode import decode_enhanced
+
+        audio, rate = decode_enhanced(_read_input(args.input), enhancer=args.enhance or None)
     _write_output(args.output, lambda stream: write(stream, audio, rate, bits=args.bits, file_format=file_format))
     return 0
 
@@ -203,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help=".nsac file, or - for stdin")
     p.add_argument("output", help=".wav or .flac file, or - for WAV on stdout")
     p.add_argument("--bits", choices=["16", "24", "float"], default="16", help="output sample format")
+    p.add_argument("--enhance", nargs="?", const="", default=None, metavar="NAME",
+                   help="run a neural post-filter after a legacy decoder: the one shipped for the file's codec "
+                        "and bitrate, or the named weights")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="print a .nsac file's header and packet statistics as JSON")

@@ -41,6 +41,10 @@ def codec_names() -> list[str]:
 
 def codec_class(name: str) -> type[Codec]:
     """Return the class registered under `name`; ParameterError naming the valid ones otherwise."""
+    if name.endswith("+enhance"):  # NAME+enhance: codec NAME followed by its neural post-filter
+        from nsac.codecs.postfilter.codec import ENHANCE_SUFFIX, enhanced_class
+
+        return enhanced_class(codec_class(name.removesuffix(ENHANCE_SUFFIX)))
     try:
         target = _CODEC_CLASSES[name]
     except KeyError:

@@ -33,8 +33,9 @@ class Condition:
     @property
     def label(self) -> str:
         """The canonical spec, e.g. `opus@6000:application=voip`; rows and summaries are keyed by it."""
-        text = self.codec if self.bitrate_bps is None else f"{self.codec}@{self.bitrate_bps}"
-        return text + "".join(f":{key}={_format_value(value)}" for key, value in self.options)
+        codec, plus, suffix = self.codec.partition("+")  # opus+enhance at 6000 reads opus@6000+enhance
+        text = codec if self.bitrate_bps is None else f"{codec}@{self.bitrate_bps}"
+        return text + "".join(f":{key}={_format_value(value)}" for key, value in self.options) + plus + suffix
 
     @property
     def family(self) -> str:
@@ -79,7 +80,11 @@ def _parse_bitrate(text: str, spec: str) -> int:
 
 def parse_condition(spec: str) -> Condition:
     """Parse `name@bitrate[:option=value...]` (bitrate optional); option values are JSON, else strings."""
-    head, *option_texts = spec.strip().split(":")
+    spec_text = spec.strip()
+    enhance = "+enhance" if spec_text.endswith("+enhance") else ""  # SPEC+enhance: SPEC and its post-filter
+    head, *option_texts = spec_text.removesuffix(enhance).split(":")
+    head, plus, suffix = head.partition("+")  # also name@bitrate+enhance:option=value
+    enhance = enhance or plus + suffix
     name, sep, bitrate_text = head.partition("@")
     if not name:
         raise ParameterError(f"condition {spec!r} names no codec; write e.g. opus@6000 or lpcnet-freedv")
@@ -96,7 +101,7 @@ def parse_condition(spec: str) -> Condition:
         options.append((key.replace("-", "_"), value))
     if "bitrate" in dict(options):
         raise ParameterError(f"condition {spec!r}: give the bitrate after @, not as an option")
-    return Condition(codec=name, bitrate_bps=bitrate, options=tuple(sorted(options)))
+    return Condition(codec=name + enhance, bitrate_bps=bitrate, options=tuple(sorted(options)))
 
 
 @dataclass(frozen=True)

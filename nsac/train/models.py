@@ -18,6 +18,7 @@ from nsac.errors import ParameterError
 #: model name -> "module:Class"; imported only when the model is built
 _MODELS: dict[str, str] = {
     "smoke": "nsac.train.smoke_model:SmokeAutoencoder",
+    "stft-enhancer": "nsac.codecs.postfilter.model:StftEnhancer",
 }
 
 
