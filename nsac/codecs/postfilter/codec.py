@@ -86,6 +86,7 @@ class EnhancedCodec(Codec):
         self.constant_rate = self.inner.constant_rate
         self.algorithmic_delay = self.inner.algorithmic_delay + self.enhancer.delay_samples
         self.weights_sha256_prefix = weights_id(self.enhancer_name)
+        enhancer_complexity(self.enhancer_name)  # counted now (cached), not inside a timed encode
 
     @classmethod
     def availability(cls) -> tuple[bool, str]:
