@@ -150,7 +150,7 @@ def enhancer_complexity(name: str) -> dict[str, float]:
             "parameters": int(sum(p.numel() for p in enhancer.parameters()))}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def enhanced_class(inner: type[Codec]) -> type[EnhancedCodec]:
     """The EnhancedCodec subclass registered as `<inner.name>+enhance`, with the inner codec's ranges."""
     attributes = {
