@@ -226,3 +226,35 @@ def test_group_codes_and_step_indices():
     assert u[1] == 2 * e[1] - s[1] and u[2] == 2 * e[2] - s[2]
     assert np.all(2 * e[s == 0] - u[s == 0] <= 0)  # no positive SNR where nothing is quantized
     assert u[3] == u[2] and u[4] == 2 * e[4]  # the previous step when allowed, else the smallest allowed
+
+
+#: packets of bitstream version 1 (16 kHz, 16 kb/s, mono: a 440 Hz tone that stops, then a 3 kHz click):
+#: (hex, window type, groups, sum of energy indices, sum of step indices, sum of |quantized values|)
+GOLDEN_PACKETS_V1 = (
+    ("4c1f43ac9d153533b338b8f509fab690d8626bb679d20fdf1e752307aa4733baef9f56e6e48248473b7c", "start", (),
+     -477, -709, 57),
+    (("9aa700aa1b74118ac6e515f2dae7c98b0161118bdb333aa22033c92a2c1aff490685b69de8006a4c4d7a66c2b154"
+      "82e488ad1dff0428d969159b504c8d84006dced859b9a061ef976bd112"), "short", (8,), -194, -401, 448),
+    (("9fad10125a8511318f6993e96b137e40b65fa9bd9a3addc07940d15b8d777982dffe65492f14e28ebd9dd27bf0bd"
+      "dd8a9f58d20357fdc13d8d0af7dddd823f20ac1a37"), "short", (5, 3), -563, -873, 300),
+    ("9c420d3de3ff7f6bccdef7d6d72727bac3c0fe97fb6b65988816c286e2bbc4b8e6779c583f60729dd14d4daed86016",
+     "short", (1, 2, 1, 4), -987, -848, 0),
+    ("dc8269ddff7f913e1306941b8d835ba44334", "stop", (), -960, -1920, 0),
+    ("129e69ddff7f913e1306941b8d835ba44334", "long", (), -960, -1920, 0),
+)
+GOLDEN_RMS, GOLDEN_PEAK = 0.1406984, 0.6689412
+
+
+def test_golden_packets_of_version_1_decode():
+    codec = MdctCodec(sample_rate=16000, bitrate=16000, version=1)
+    packets = [bytes.fromhex(h) for h, *_ in GOLDEN_PACKETS_V1]
+    for packet, (_, window_type, groups, energy_sum, step_sum, value_sum) in zip(packets, GOLDEN_PACKETS_V1,
+                                                                                   strict=True):
+        frame = read_packet(packet, codec.geometry, channels=1)
+        assert (frame.window_type, frame.groups) == (window_type, groups)
+        assert (int(frame.energy[0].sum()), int(frame.step[0].sum())) == (energy_sum, step_sum)
+        assert int(np.abs(frame.values[0]).sum()) == value_sum
+    decoded = codec.decode(packets)
+    assert decoded.shape == (1, len(packets) * 512 - codec.algorithmic_delay)
+    assert np.sqrt(np.mean(decoded**2)) == pytest.approx(GOLDEN_RMS, rel=1e-5)
+    assert np.abs(decoded).max() == pytest.approx(GOLDEN_PEAK, rel=1e-5)

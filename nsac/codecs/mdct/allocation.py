@@ -38,6 +38,7 @@ from nsac.codecs.mdct import quantizer as _q
 NMR_OFFSET_UNITS = (10.0 * np.log10(12.0) - 20.0 * np.log10(_q.STEP_AT_SNR1)) / _q.SNR_STEP_DB - 1.0
 THETA_MIN_UNITS = -48
 THETA_MAX_UNITS = 48
+THETA_SEARCH_STRIDE = 4
 RATE_CORRECTION_SMOOTHING = 0.2
 RATE_CORRECTION_LIMITS = (0.5, 2.0)
 _ENERGY_FLOOR = 1e-30
@@ -110,6 +111,14 @@ class Allocator:
         s = np.clip(np.rint(smr_units - (theta + NMR_OFFSET_UNITS)), 0, _q.SNR_MAX_INDEX)
         return s.astype(np.int64)
 
+    def _fitting(self, thetas: np.ndarray, smr_units: np.ndarray, widths: np.ndarray, budget_bits: float,
+                 step_bits: float) -> int | None:
+        """Index of the first of `thetas` whose estimated bits fit the budget, None if none does."""
+        snr_grid = self._snr_for(smr_units[None, :], thetas[:, None])
+        estimate = (self._expected[snr_grid] * widths[None, :]).sum(axis=1) * self.correction + step_bits
+        fitting = np.flatnonzero(estimate <= budget_bits)
+        return int(fitting[0]) if fitting.size else None
+
     def _steps(self, snr: np.ndarray, e_index: np.ndarray, n_channels: int, short: bool
                ) -> tuple[np.ndarray, float]:
         """(step index per band, their exact bits); bands are channel after channel."""
@@ -151,18 +160,24 @@ class Allocator:
         short : bool
             A frame of short blocks (its step indices are coded with another model).
         """
-        widths = np.diff(edges)
+        widths = edges[1:] - edges[:-1]
         band_of = np.repeat(np.arange(widths.size), widths)
         audible = e_index > _q.ENERGY_MIN_INDEX
         smr = 10.0 * np.log10(np.maximum(energy, _ENERGY_FLOOR) / np.maximum(threshold, _ENERGY_FLOOR))
         smr_units = np.where(audible, smr / _q.SNR_STEP_DB, -np.inf)
 
-        # 1. every theta at once: estimated coefficient bits plus the step indices' usual cost
-        snr_grid = self._snr_for(smr_units[None, :], self._thetas[:, None])
-        estimate = (self._expected[snr_grid] * widths[None, :]).sum(axis=1) * self.correction
-        estimate += self.step_bits_per_band * snr_grid.shape[1]
-        fitting = np.flatnonzero(estimate <= budget_bits)
-        theta = int(self._thetas[fitting[0] if fitting.size else -1])
+        # 1. the finest theta whose estimate fits: estimated coefficient bits plus the step indices' usual
+        # cost, which falls as theta grows, so every `THETA_SEARCH_STRIDE`-th theta first, then the ones
+        # before the first that fits
+        step_bits_estimate = self.step_bits_per_band * smr_units.size
+        coarse = self._fitting(self._thetas[::THETA_SEARCH_STRIDE], smr_units, widths, budget_bits,
+                               step_bits_estimate)
+        if coarse is None:
+            theta = THETA_MAX_UNITS
+        else:
+            end = coarse * THETA_SEARCH_STRIDE + 1
+            fine = self._thetas[max(end - THETA_SEARCH_STRIDE, 0):end]
+            theta = int(fine[self._fitting(fine, smr_units, widths, budget_bits, step_bits_estimate)])
 
         # 2. exact count, one theta coarser while over the limit
         while True:

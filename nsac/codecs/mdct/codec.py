@@ -3,13 +3,13 @@
 Mono or stereo (mid/side per frame), 16 to 48 kHz, 16 to 256 kb/s at a constant rate with a bit reservoir.
 The parts: frame geometry, bands and delay (:mod:`.framing`), the encoder (:mod:`.encoder`), the allocation
 loop and reservoir (:mod:`.allocation`), quantization (:mod:`.quantizer`), entropy coding
-(:mod:`.coefficient_coding`), the packet (:mod:`.bitstream`), mid/side (:mod:`.stereo`) and the decoder
-(:mod:`.decoder`).
+(:mod:`.coefficient_coding`), the packet (:mod:`.bitstream`), mid/side (:mod:`.stereo`), the decoder
+(:mod:`.decoder`), and the synthetic test signals it was tuned on (:mod:`.signals`).
 
 Rate. The reservoir counts every packet's bytes plus the .nsac container's length prefix (1 byte below 127
-bytes, 2 below 16383), and credits bits per input sample: over a stream the file spends the input duration
-times the bitrate, the packets alone about one to two percent less (the prefixes). Digital silence cannot
-use its share; a stream of it comes out smaller.
+bytes, 2 below 16383) and credits bits per input sample: over a stream the file spends the input duration
+times the bitrate, the packets alone one to two percent less (the prefixes). What a frame cannot use
+(digital silence, bands at the finest step) is stuffed with zero words, so even silence keeps the rate.
 """
 
 from __future__ import annotations

@@ -129,10 +129,20 @@ def side_scales(n_bands: int, short: bool) -> tuple[np.ndarray, np.ndarray]:
     return scales, index
 
 
+def _deltas(values: np.ndarray, first_mean: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``values`` minus the value before, the first minus `first_mean` (np.diff with prepend, faster)."""
+    out = np.empty_like(values) if out is None else out
+    out[0] = values[0] - first_mean
+    np.subtract(values[1:], values[:-1], out=out[1:])
+    return out
+
+
 def side_symbols(e_index: np.ndarray, u_index: np.ndarray) -> np.ndarray:
     """The values that code one channel's energy and step indices: first values, then differences."""
-    return np.concatenate([np.diff(e_index, prepend=ENERGY_FIRST_MEAN),
-                           np.diff(u_index, prepend=STEP_FIRST_MEAN)])
+    out = np.empty(2 * e_index.size, dtype=np.int64)
+    _deltas(e_index, ENERGY_FIRST_MEAN, out[:e_index.size])
+    _deltas(u_index, STEP_FIRST_MEAN, out[e_index.size:])
+    return out
 
 
 def side_bits(e_index: np.ndarray, u_index: np.ndarray, *, short: bool) -> float:
@@ -144,15 +154,13 @@ def side_bits(e_index: np.ndarray, u_index: np.ndarray, *, short: bool) -> float
 def energy_bits(e_index: np.ndarray, *, short: bool) -> float:
     """Exact bits of one channel's energy indices alone."""
     _, index = side_scales(e_index.size, short)
-    deltas = np.diff(e_index, prepend=ENERGY_FIRST_MEAN)
-    return float(np.sum(laplace_costs().bits(deltas, index[:e_index.size])))
+    return float(np.sum(laplace_costs().bits(_deltas(e_index, ENERGY_FIRST_MEAN), index[:e_index.size])))
 
 
 def step_bits(u_index: np.ndarray, *, short: bool) -> float:
     """Exact bits of one channel's step indices alone."""
     _, index = side_scales(u_index.size, short)
-    deltas = np.diff(u_index, prepend=STEP_FIRST_MEAN)
-    return float(np.sum(laplace_costs().bits(deltas, index[u_index.size:])))
+    return float(np.sum(laplace_costs().bits(_deltas(u_index, STEP_FIRST_MEAN), index[u_index.size:])))
 
 
 @functools.lru_cache(maxsize=64)

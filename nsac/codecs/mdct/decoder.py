@@ -56,18 +56,16 @@ class MdctStreamDecoder(StreamDecoder):
     def spectrum(self, frame: FrameData) -> np.ndarray:
         """The decoded MDCT coefficients of a frame, (channels, N) in frame layout (L/R)."""
         layout = self.geometry.layout(frame.window_type, frame.groups)
-        widths = layout.widths
+        widths = np.tile(layout.widths, self.channels)  # the channels' bands one after the other
+        snr = np.concatenate([frame.snr(c) for c in range(self.channels)])
+        steps = np.repeat(_q.step_size(np.concatenate(frame.step)), widths)
+        q = np.zeros(steps.size, dtype=np.int64)
+        q[np.repeat(snr, widths) >= 1] = np.concatenate(frame.values)
+        values = _q.fill_noise(_q.dequantize(q, steps), q, edges=np.concatenate([[0], np.cumsum(widths)]),
+                               e_index=np.concatenate(frame.energy), s_index=snr, step=steps,
+                               noise=self._noise(steps.size))
         out = np.zeros((self.channels, self.geometry.n_bins))
-        for c in range(self.channels):
-            e, s = frame.energy[c], frame.snr(c)
-            steps = np.repeat(_q.step_size(frame.step[c]), widths)
-            quantized = np.repeat(s, widths) >= 1
-            q = np.zeros(steps.size, dtype=np.int64)
-            q[quantized] = frame.values[c]
-            values = _q.dequantize(q, steps)
-            values = _q.fill_noise(values, q, edges=layout.edges, e_index=e, s_index=s, step=steps,
-                                   noise=self._noise(steps.size))
-            out[c, layout.order] = values
+        out[:, layout.order] = values.reshape(self.channels, -1)
         return _stereo.rotate(out) if frame.mid_side else out
 
     def _synthesize(self, spectrum: np.ndarray, window_type: str) -> np.ndarray:

@@ -196,15 +196,19 @@ class MdctStreamEncoder(StreamEncoder):
     def _channel_bands(self, coefficients: np.ndarray, threshold: np.ndarray, layout: BandLayout
                        ) -> tuple[list[_Bands], bool]:
         """The bands of every channel to code and whether they are mid and side."""
+        lr = [self._bands(coefficients[c], threshold[c], layout) for c in range(self.channels)]
         if self.channels == 1:
-            return [self._bands(coefficients[0], threshold[0], layout)], False
-        lr = [self._bands(coefficients[c], threshold[c], layout) for c in range(2)]
-        rotated, ms_threshold = _stereo.rotate(coefficients), _stereo.mid_side_threshold(threshold)
-        ms = [self._bands(rotated[c], ms_threshold[c], layout) for c in range(2)]
-        mid_side = _stereo.choose_mid_side(
-            np.stack([b.energy for b in lr]), np.stack([b.threshold for b in lr]),
-            np.stack([b.energy for b in ms]), np.stack([b.threshold for b in ms]), layout.widths)
-        return (ms if mid_side else lr), mid_side
+            return lr, False
+        # decide on band energies (M/S ones from L/R ones and cross products); rotate only if M/S wins
+        lr_energy, lr_threshold = np.stack([b.energy for b in lr]), np.stack([b.threshold for b in lr])
+        cross = np.add.reduceat(lr[0].values * lr[1].values, layout.edges[:-1])
+        ms_threshold = _stereo.mid_side_threshold(lr_threshold)
+        if not _stereo.choose_mid_side(lr_energy, lr_threshold, _stereo.mid_side_energy(lr_energy, cross),
+                                       ms_threshold, layout.widths):
+            return lr, False
+        rotated = _stereo.rotate(np.stack([b.values for b in lr]))
+        return [_Bands(values=v, energy=np.add.reduceat(v * v, layout.edges[:-1]), threshold=t)
+                for v, t in zip(rotated, ms_threshold, strict=True)], True
 
     def _code(self, buffer: np.ndarray, window_type: str, remaining: int | None) -> bytes:
         g = self.geometry

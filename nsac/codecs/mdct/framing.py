@@ -84,14 +84,12 @@ class BandLayout:
     order: np.ndarray
     edges: np.ndarray
     band_of_position: np.ndarray
+    widths: np.ndarray
+    """int array (n_bands,): coefficients per band."""
 
     @property
     def n_bands(self) -> int:
         return self.edges.size - 1
-
-    @property
-    def widths(self) -> np.ndarray:
-        return np.diff(self.edges)
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,8 +129,9 @@ def _freeze(array: np.ndarray) -> np.ndarray:
 def _long_layout(edges_bytes: bytes) -> BandLayout:
     edges = np.frombuffer(edges_bytes, dtype=np.int64).copy()
     order = np.arange(edges[-1], dtype=np.int64)
-    return BandLayout(order=_freeze(order), edges=_freeze(edges),
-                      band_of_position=_freeze(np.repeat(np.arange(edges.size - 1), np.diff(edges))))
+    widths = np.diff(edges)
+    return BandLayout(order=_freeze(order), edges=_freeze(edges), widths=_freeze(widths),
+                      band_of_position=_freeze(np.repeat(np.arange(edges.size - 1), widths)))
 
 
 @functools.lru_cache(maxsize=512)
@@ -148,9 +147,9 @@ def _short_layout(edges_bytes: bytes, n_short: int, groups: tuple[int, ...]) -> 
         first_block += length
     flat = np.concatenate(order).astype(np.int64)
     band_edges_arr = np.asarray(band_edges, dtype=np.int64)
-    return BandLayout(order=_freeze(flat), edges=_freeze(band_edges_arr),
-                      band_of_position=_freeze(np.repeat(np.arange(band_edges_arr.size - 1),
-                                                         np.diff(band_edges_arr))))
+    widths = np.diff(band_edges_arr)
+    return BandLayout(order=_freeze(flat), edges=_freeze(band_edges_arr), widths=_freeze(widths),
+                      band_of_position=_freeze(np.repeat(np.arange(widths.size), widths)))
 
 
 @functools.lru_cache(maxsize=64)

@@ -134,7 +134,7 @@ def fill_noise(values: np.ndarray, q: np.ndarray, *, edges: np.ndarray, e_index:
     -------
     float array (n,)
     """
-    widths = np.diff(edges)
+    widths = edges[1:] - edges[:-1]
     starts = edges[:-1]
     target = band_rms(e_index) ** 2 * widths
     zero = q == 0

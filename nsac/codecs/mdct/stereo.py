@@ -23,6 +23,15 @@ def rotate(channels: np.ndarray) -> np.ndarray:
     return np.stack([(channels[0] + channels[1]) * _INV_SQRT2, (channels[0] - channels[1]) * _INV_SQRT2])
 
 
+def mid_side_energy(energy: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """Band energies of M and S, (2, n_bands), from those of L and R (2, n_bands) and ``sum L R`` per band.
+
+    ``E_M = (E_L + E_R) / 2 + C`` and ``E_S = (E_L + E_R) / 2 - C`` (floored at 0 against rounding).
+    """
+    mean = 0.5 * (energy[0] + energy[1])
+    return np.stack([mean + cross, np.maximum(mean - cross, 0.0)])
+
+
 def mid_side_threshold(threshold: np.ndarray) -> np.ndarray:
     """Allowed noise of M and S from that of L and R, shape (2, ...): both the lower of the two."""
     low = np.minimum(threshold[0], threshold[1])
@@ -43,4 +52,5 @@ def choose_mid_side(energy_lr: np.ndarray, threshold_lr: np.ndarray, energy_ms: 
     return ms + MIN_SAVING_BITS < lr
 
 
-__all__ = ["MIN_SAVING_BITS", "choose_mid_side", "mid_side_threshold", "perceptual_entropy_bits", "rotate"]
+__all__ = ["MIN_SAVING_BITS", "choose_mid_side", "mid_side_energy", "mid_side_threshold",
+           "perceptual_entropy_bits", "rotate"]
