@@ -1,4 +1,4 @@
-"""Band quantization of the mdct codec: energy and SNR indices to steps, scalar quantization, noise filling.
+"""Band quantization of the mdct codec: energy and step indices, scalar quantization, noise filling.
 
 Every coded band b carries two integers (:mod:`nsac.codecs.mdct.bitstream`):
 
