@@ -24,6 +24,7 @@ FUZZ_CODECS = {
     "lc3": {"bitrate": 32000},
     "mp3": {"bitrate": 32000},
     "aac": {"bitrate": 32000},
+    "mdct": {"bitrate": 32000},
 }
 #: a decode of half a second that takes longer than this is a hang
 HANG_SECONDS = 20
