@@ -10,9 +10,9 @@ import pytest
 
 from nsac.audio import read
 from nsac.cli import main
+from nsac.dsp.loudness import loudness_lufs
 from nsac.errors import NsacError, ParameterError
 from nsac.listen.builder import MAX_STIMULI, build_test
-from nsac.dsp.loudness import loudness_lufs
 from nsac.listen.spec import AUDIO_DIR, AUDIO_FILE, DB_NAME, HIDDEN_REFERENCE, read_spec
 from nsac.listen.store import RatingStore
 
