@@ -19,6 +19,7 @@ _CODEC_CLASSES: dict[str, str] = {
     "amrwb": "nsac.codecs.legacy.amrwb:AmrWbCodec",
     "lpcnet-freedv": "nsac.codecs.legacy.lpcnet_freedv:LpcnetFreedvCodec",
     "mdct": "nsac.codecs.mdct:MdctCodec",
+    "lpcnet": "nsac.codecs.lpcnet.codec:LPCNetCodec",
 }
 
 
