@@ -27,6 +27,10 @@ def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Pat
                       use_ema: bool = True) -> Path:
     """Write NAME.safetensors and NAME.json for `checkpoint` and register them; returns the weights' path."""
     check_name(name)
+    from nsac.train import lpcnet_train
+
+    if lpcnet_train.is_lpcnet_checkpoint(Path(checkpoint)):
+        return lpcnet_train.export_checkpoint(Path(checkpoint), name, directory=directory)
     state = ckpt.load(Path(checkpoint))
     recipe = recipe_from_dict(state["config"])
     ema = use_ema and state.get("ema") is not None

@@ -111,6 +111,29 @@ def build(paths: list[str], *, seed: int, workers: int) -> LPCNetData:
                       lpc=np.concatenate([p["lpc"] for p in parts], axis=1))
 
 
+def prepare(source: str | Path, out: Path, *, seed: int = 0, valid_fraction: float = 0.03, limit: int = 0,
+            workers: int | None = None, log=print) -> dict:
+    """Write ``train.npz``, ``valid.npz`` and ``data.json`` for the corpus `source` into `out`."""
+    start = time.time()
+    workers = workers or min(2, os.cpu_count() or 1)
+    items = load_corpus(source, split="train")
+    train, valid = speaker_split(items, valid_fraction=valid_fraction, seed=seed)
+    if limit:
+        train, valid = train[:limit], valid[: max(1, limit // 8)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"source": str(source), "seed": seed}
+    for name, subset in (("train", train), ("valid", valid)):
+        data = build([str(item.path) for item in subset], seed=seed + (name == "valid"), workers=workers)
+        data.save(out / f"{name}.npz")
+        summary[name] = {"files": len(subset), "speakers": len({item.speaker for item in subset}),
+                         "hours": round(data.n_frames / 100 / 3600, 3)}
+        log(f"[{time.time() - start:6.1f} s] {name}: {summary[name]}")
+    summary["seconds"] = round(time.time() - start, 1)
+    (out / "data.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder of speech, or a manifest CSV (its train split)")
@@ -120,23 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training files (tests)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
-    start = time.time()
-    items = load_corpus(args.data, split="train")
-    train, valid = speaker_split(items, valid_fraction=args.valid_fraction, seed=args.seed)
-    if args.limit:
-        train, valid = train[: args.limit], valid[: max(1, args.limit // 8)]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {"source": str(args.data), "seed": args.seed}
-    for name, subset in (("train", train), ("valid", valid)):
-        data = build([str(item.path) for item in subset], seed=args.seed + (name == "valid"),
-                     workers=args.workers)
-        data.save(out / f"{name}.npz")
-        summary[name] = {"files": len(subset), "speakers": len({item.speaker for item in subset}),
-                         "hours": round(data.n_frames / 100 / 3600, 3)}
-        print(f"[{time.time() - start:6.1f} s] {name}: {summary[name]}", flush=True)
-    summary["seconds"] = round(time.time() - start, 1)
-    (out / "data.json").write_text(json.dumps(summary, indent=2) + "\n")
+    prepare(args.data, Path(args.out), seed=args.seed, valid_fraction=args.valid_fraction, limit=args.limit,
+            workers=args.workers, log=lambda message: print(message, flush=True))
     return 0
 
 

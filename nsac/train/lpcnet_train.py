@@ -44,6 +44,9 @@ from nsac.errors import ParameterError
 from nsac.train.lpcnet_data import LPCNetData
 
 CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = "nsac-lpcnet-checkpoint"
+DATA_FOLDER = "data"
+"""A run folder's feature cache (nsac.train.lpcnet_data), built on the first run of a recipe."""
 HISTORY = LPC_ORDER + 1
 """Signal samples needed before a sequence: 16 for the first prediction, one more for the one before it."""
 
@@ -166,7 +169,16 @@ def loss_of(model: LPCNetModel, batch: dict[str, torch.Tensor], device: torch.de
 
 
 def train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str = "cpu") -> Path:
+    """Train (or resume) in `out` up to ``settings.steps``; returns the checkpoint's path."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
+    try:
+        return _train(data_dir, out, settings, device=device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     train_sampler = SequenceSampler(LPCNetData.load(data_dir / "train.npz"), settings)
@@ -194,7 +206,8 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str = "
                  for _ in range(settings.valid_batches)]
 
     def save() -> None:
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+        state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "step": step,
                  "elapsed_s": elapsed_s, "settings": asdict(settings), "numpy_rng": rng.bit_generator.state,
                  "torch_rng": generator.get_state(), "git_revision": git_revision()}
         torch.save(state, out / (CHECKPOINT + ".tmp"))
@@ -238,12 +251,23 @@ def train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str = "
     return path
 
 
-def export(out: Path, name: str, *, data_dir: Path, directory: str | None = None) -> Path:
+def is_lpcnet_checkpoint(path: Path) -> bool:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001  # not a torch file at all: the generic loader says so
+        return False
+    return isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+
+
+def export_checkpoint(checkpoint: Path, name: str, *, data_dir: Path | None = None,
+                      directory: str | None = None) -> Path:
     """Register the checkpoint's model as pretrained NAME (safetensors + JSON with its provenance)."""
     from nsac.codecs.lpcnet.codebooks import CODEBOOKS_SHA256
     from nsac.pretrained import register
 
-    state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=False)
+    checkpoint = Path(checkpoint)
+    data_dir = data_dir or checkpoint.parent / DATA_FOLDER
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     settings = TrainSettings(**state["settings"])
     model = LPCNetModel(settings.model_config())
     model.load_state_dict(state["model"])
@@ -259,6 +283,34 @@ def export(out: Path, name: str, *, data_dir: Path, directory: str | None = None
     return register(name, model.state_dict(), config, directory=directory)
 
 
+def run_recipe(raw: dict, *, data: str | Path | None, out: str | Path | None, overrides: list[str]):
+    """`nsac train lpcnet`: the feature cache in OUT/data (built once from --data), then train or resume.
+
+    The recipe's ``lpcnet:`` section sets :class:`TrainSettings`; ``--set key=value`` (or
+    ``lpcnet.key=value``) overrides them.
+    """
+    from nsac.train.trainer import TrainResult
+
+    settings = TrainSettings(**(raw.get("lpcnet") or {}))
+    settings = parse_overrides(settings, [o.removeprefix("lpcnet.") for o in overrides])
+    run_dir = Path(out) if out is not None else Path("runs") / raw["name"]
+    cache = run_dir / DATA_FOLDER
+    if not (cache / "train.npz").exists():
+        source = data or (raw.get("data") or {}).get("path")
+        if not source:
+            raise ParameterError("no training data: give --data FOLDER (or a manifest .csv)")
+        from nsac.train.lpcnet_data import prepare
+
+        prepare(source, cache, seed=settings.seed, log=lambda message: print(message, flush=True))
+    start = time.time()
+    state_before = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["step"] \
+        if (run_dir / CHECKPOINT).exists() else 0
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = train(cache, run_dir, settings, device=device)
+    return TrainResult(step=settings.steps, steps_run=settings.steps - state_before, checkpoint=path,
+                       seconds=time.time() - start)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder written by nsac.train.lpcnet_data")
@@ -270,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-dir", help="pretrained folder (default: the package's)")
     args = parser.parse_args(argv)
     if args.export:
-        print(export(Path(args.out), args.export, data_dir=Path(args.data), directory=args.export_dir))
+        print(export_checkpoint(Path(args.out) / CHECKPOINT, args.export, data_dir=Path(args.data),
+                                directory=args.export_dir))
         return 0
     train(Path(args.data), Path(args.out), parse_overrides(TrainSettings(), args.set), device=args.device)
     return 0

@@ -33,6 +33,11 @@ def train(recipe: str, *, data: str | Path | None = None, out: str | Path | None
 
     from nsac.train import ddp
 
+    raw = raw_recipe(recipe)
+    if raw.get("task") == "lpcnet":  # LPCNet trains on its own feature cache and loop
+        from nsac.train.lpcnet_train import run_recipe
+
+        return run_recipe(raw, data=data, out=out, overrides=list(overrides))
     resolved = resolve(recipe, data=data, overrides=overrides)
     run_dir = Path(out) if out is not None else DEFAULT_RUNS_DIR / resolved.name
     context = ddp.setup(resolved.train.device)
