@@ -1,0 +1,176 @@
+"""The `lpcnet-pred` codec: LPCNet's features with feature-predictive coding, 22 bytes every 120 ms (1467 b/s).
+
+Encoder: per 1920-sample input frame, the features of three 40 ms packets exactly as `lpcnet` computes them
+(:class:`~nsac.codecs.lpcnet.codec.PacketFeatureEncoder`, used three times), quantized into one 176-bit
+super-packet by :mod:`nsac.quant.lpcnet_pred_quantizer` with the shipped tables (a GRU predicts each 40 ms end
+frame from the decoded past; only the residual is coded). Decoder: super-packet -> 12 frames of features ->
+the `lpcnet` vocoder (:class:`~nsac.codecs.lpcnet.vocoder_stream.FeatureStreamSynthesizer`, the same weights).
+Delay as `lpcnet`: 80 samples of encoder look-ahead plus 320 of frame-rate look-ahead (beyond the 120 ms
+super-packet).
+
+A lost super-packet (None) is concealed as `lpcnet` conceals a packet: the last frame's features repeated
+for 12 frames, c0 lowered by ``CONCEALMENT_C0_STEP`` per frame and the pitch correlation decayed by
+``CONCEALMENT_CORRELATION_DECAY``. The concealed features are fed through the predictor's GRU step
+(:meth:`~nsac.quant.lpcnet_pred_quantizer.PredictiveDecoder.conceal`), so the decoder's predictor state stays a
+plausible one. It is not the encoder's, whose state followed the real speech: the following end frames are
+``prediction + residual`` with a prediction that differs from the encoder's, and the difference fades as the
+GRU forgets (measured on validation speech in the tables' JSON note, ``loss_recovery``: the extra feature
+distance per 40 ms after the loss).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
+from nsac.codecs.lpcnet.codebooks import shipped_codebooks
+from nsac.codecs.lpcnet.codec import (CONCEALMENT_C0_STEP, CONCEALMENT_CORRELATION_DECAY, DECODER_DELAY,
+                                      PACKET_SAMPLES, SAMPLE_RATE_HZ, PacketFeatureEncoder, vocoder_complexity)
+from nsac.codecs.lpcnet.synthesis import DEFAULT_SEED
+from nsac.codecs.lpcnet.vocoder_stream import DEFAULT_WEIGHTS, FeatureStreamSynthesizer, load_vocoder
+from nsac.dsp.features import LOOKAHEAD
+from nsac.errors import ParameterError
+from nsac.quant import lpcnet_pred_quantizer as pq
+from nsac.quant import lpcnet_quantizer as lq
+from nsac.quant.vq import load_codebooks
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+TABLES_SHA256 = "8327c176e3cfa187ae32c10e7cf3d42ca95ca2c473b08bd59bc83dec1823b8d0"
+"""Identity of the shipped predictor and residual tables (trained by ``python -m nsac.train.lpcnet_pred``, how:
+the JSON note of the same name beside them)."""
+TABLES_FILE = DATA_DIR / f"lpcnet_pred_{TABLES_SHA256[:8]}.safetensors"
+SUPERPACKET_SAMPLES = PACKET_SAMPLES * pq.SUBPACKETS
+BITRATE_BPS = 1467
+"""176 bits per 120 ms is 1466.7 b/s."""
+
+
+@functools.cache
+def shipped_tables() -> pq.PredictiveTables:
+    """The tables that ship with nsac (read once per process; raises WeightsError if tampered with)."""
+    tensors, _ = load_codebooks(TABLES_FILE, sha256=TABLES_SHA256)
+    return pq.PredictiveTables.from_tensors(tensors, base=shipped_codebooks(), sha256=TABLES_SHA256)
+
+
+def concealed_features(last: tuple[np.ndarray, float, float] | None,
+                       n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of ``n_frames`` lost frames after the last decoded one (cepstrum (18,), period, correlation).
+
+    The cepstrum is repeated with c0 lowered by ``CONCEALMENT_C0_STEP`` per frame (not below the 1.6 kb/s
+    quantizer's lowest level), the period kept and the correlation decayed; silence when nothing came yet.
+
+    Returns
+    -------
+    cepstrum (n, 18), period (n,) in samples, correlation (n,)
+    """
+    if last is None:
+        silence = np.zeros(lq.N_BANDS)
+        silence[0] = lq.ENERGY_MIN
+        last = (silence, 100.0, 0.0)
+    cepstrum, period, correlation = last
+    steps = np.arange(1, n_frames + 1)
+    concealed = np.repeat(np.asarray(cepstrum, dtype=np.float64)[None, :], n_frames, axis=0)
+    concealed[:, 0] = np.maximum(concealed[0, 0] - CONCEALMENT_C0_STEP * steps, lq.ENERGY_MIN)
+    return concealed, np.full(n_frames, float(period)), float(correlation) * CONCEALMENT_CORRELATION_DECAY ** steps
+
+
+class _PredStreamEncoder(StreamEncoder):
+    def __init__(self, tables: pq.PredictiveTables) -> None:
+        super().__init__(channels=1, frame_size=SUPERPACKET_SAMPLES, algorithmic_delay=LOOKAHEAD + DECODER_DELAY)
+        self._features = PacketFeatureEncoder()
+        self._encoder = pq.PredictiveEncoder(tables)
+
+    def _encode_frame(self, frame: np.ndarray) -> list[bytes]:
+        parts = [self._features.push(frame[0, PACKET_SAMPLES * j: PACKET_SAMPLES * (j + 1)])
+                 for j in range(pq.SUBPACKETS)]
+        cepstrum, period, correlation = (np.concatenate(arrays) for arrays in zip(*parts))
+        return self._encoder.encode(cepstrum, period, correlation)
+
+
+class _PredStreamDecoder(StreamDecoder):
+    def __init__(self, tables: pq.PredictiveTables, weights: str, seed: int) -> None:
+        super().__init__(channels=1)
+        self._decoder = pq.PredictiveDecoder(tables)
+        self._synthesizer = FeatureStreamSynthesizer(load_vocoder(weights), seed=seed)
+        self._last: tuple[np.ndarray, float, float] | None = None
+
+    def _decode_packet(self, packet: bytes | None) -> np.ndarray:
+        if packet is None:
+            cepstrum, period, correlation = concealed_features(self._last, pq.FRAMES_PER_SUPERPACKET)
+            self._decoder.conceal(cepstrum, period, correlation)
+        else:
+            decoded = self._decoder.decode(packet)
+            cepstrum, period, correlation = decoded.cepstrum, decoded.pitch_period, decoded.pitch_correlation
+        self._last = (cepstrum[-1].copy(), float(period[-1]), float(correlation[-1]))
+        return self._synthesizer.push(cepstrum, period, correlation)[None, :]
+
+
+class LPCNetPredCodec(Codec):
+    """LPCNet with feature-predictive coding at 1467 b/s: 16 kHz mono speech, 22-byte packets every 120 ms.
+
+    Parameters
+    ----------
+    sample_rate : 16000 (resample other audio first; `nsac encode` does)
+    bitrate : 1467
+    channels : 1
+    weights : registered LPCNet vocoder weights (default ``lpcnet``, the `lpcnet` codec's)
+    seed : the decoder's sampling seed (the same packets and seed give the same samples)
+    """
+
+    name: ClassVar[str] = "lpcnet-pred"
+    kind: ClassVar[str] = "neural"
+    sample_rates_hz: ClassVar[tuple[int, ...]] = (SAMPLE_RATE_HZ,)
+    bitrates_bps: ClassVar[tuple[int, ...]] = (BITRATE_BPS,)
+    bitrate_range_bps: ClassVar[tuple[int, int]] = (BITRATE_BPS, BITRATE_BPS)
+
+    def __init__(self, *, sample_rate: int = SAMPLE_RATE_HZ, bitrate: int = BITRATE_BPS, channels: int = 1,
+                 weights: str = DEFAULT_WEIGHTS, seed: int = DEFAULT_SEED) -> None:
+        from nsac.pretrained import weights_id
+
+        self.sample_rate = self.check_sample_rate(sample_rate)
+        self.bitrate = self.check_bitrate(bitrate)
+        self.channels = self.check_channels(channels)
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 64:
+            raise ParameterError(f"lpcnet-pred: seed={seed!r} must be an integer in 0..2^64-1")
+        self.weights, self.seed = weights, seed
+        load_vocoder(weights)  # fail now, with a WeightsError, rather than at the first packet
+        self._tables = shipped_tables()
+        self.weights_sha256_prefix = weights_id(weights)
+        self.frame_size = SUPERPACKET_SAMPLES
+        self.packet_bytes = pq.SUPERPACKET_BYTES
+        self.algorithmic_delay = LOOKAHEAD + DECODER_DELAY
+
+    @classmethod
+    def availability(cls) -> tuple[bool, str]:
+        from nsac.pretrained import list_pretrained
+
+        if DEFAULT_WEIGHTS not in list_pretrained():
+            return False, f"the {DEFAULT_WEIGHTS!r} weights are not in nsac/pretrained (reinstall nsac)"
+        return True, ""
+
+    def stream_encoder(self) -> StreamEncoder:
+        return _PredStreamEncoder(self._tables)
+
+    def stream_decoder(self) -> StreamDecoder:
+        return _PredStreamDecoder(self._tables, self.weights, self.seed)
+
+    def config(self) -> dict[str, Any]:
+        return {"sample_rate": self.sample_rate, "bitrate": self.bitrate, "channels": self.channels,
+                "weights": self.weights, "seed": self.seed}
+
+    def complexity(self) -> dict[str, float]:
+        """The vocoder's MACs and parameters plus the predictor's (one GRU step per 40 ms)."""
+        vocoder = vocoder_complexity(load_vocoder(self.weights))
+        w = self._tables.predictor
+        h = w.hidden_units
+        per_step = 3 * h * (pq.PREDICTOR_INPUTS + h) + pq.N_BANDS * h
+        steps_per_second = SAMPLE_RATE_HZ / PACKET_SAMPLES
+        parameters = sum(int(np.asarray(getattr(w, n)).size) for n in pq.PredictorWeights.TENSOR_NAMES[2:])
+        return {"macs_per_second": vocoder["macs_per_second"] + per_step * steps_per_second,
+                "parameters": vocoder["parameters"] + parameters}
+
+
+__all__ = ["LPCNetPredCodec", "concealed_features", "shipped_tables"]
