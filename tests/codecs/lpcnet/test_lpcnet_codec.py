@@ -137,3 +137,18 @@ def test_shipped_model_codes_real_test_speech_recognisably():
         decoded = codec.decode(codec.encode(clip), clip.shape[1])
         distances.append(mel_distance(clip[0], decoded[0], sample_rate=RATE_HZ))
     assert float(np.mean(distances)) < MEL_DISTANCE_MAX, distances
+
+
+GOLDEN_PACKETS_SHA256 = "7e32d7da8d04973745575db1e591b7900fb19deb6df5a006aab6623223d4879c"
+"""sha256 of the packets of the example's first 1.5 s: pins the encoder's analysis, alignment and quantizer
+(the bitstream of container version 1; packets do not depend on the vocoder's weights)."""
+
+
+def test_golden_packets(tiny_weights):
+    import hashlib
+
+    from nsac.examples import example_path
+
+    audio, rate = read(example_path("speech"))
+    packets = load_codec("lpcnet").encode(audio[:, : round(1.5 * rate)])
+    assert hashlib.sha256(b"".join(packets)).hexdigest() == GOLDEN_PACKETS_SHA256
