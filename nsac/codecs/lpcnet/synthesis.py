@@ -5,8 +5,9 @@ and GRU_B's gates, ``W_f f + b``, are computed once for the frame's 160 samples.
 core, float32): GRU_A's input gates are three rows of precomputed tables (the embeddings of the three
 mu-law codes folded into the input weights, as in the paper) plus the frame's part, so the only matrix
 products left per sample are GRU_A's recurrent one (3H x H), GRU_B's (48 x H and 48 x 16) and the dual FC
-(512 x 16). Sampling: the softmax is sharpened on voiced frames, ``p^(1 + max(0, 1.5 r - 0.5))`` with the
-frame's pitch correlation ``r``, and probabilities below 0.2 % are cut (LPCNet's sampling), then one
+(512 x 16). Sampling (:class:`Sampling`): the softmax is sharpened on voiced frames,
+``p^(1 + max(0, 1.5 r - 0.5))`` with the frame's pitch correlation ``r``, and probabilities below 0.2 % are
+cut (LPCNet's sampling), then one
 uniform draw from a per-stream generator (xorshift64*) picks the code: the same features and seed give the
 same samples in any process.
 
@@ -26,9 +27,24 @@ from nsac.codecs.lpcnet.model import FEATURE_CONTEXT_FRAMES, LPCNetModel
 from nsac.dsp.features import FRAME_SIZE, LPC_ORDER
 from nsac.dsp.mulaw import MULAW_MU, N_MULAW_LEVELS
 
-PDF_FLOOR = 0.002
-"""Probabilities below this are set to zero before sampling (LPCNet's floor)."""
 DEFAULT_SEED = 0x9E3779B97F4A7C15
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a code is drawn from the network's distribution.
+
+    The distribution is raised to ``1 + max(0, voiced_slope * r - voiced_offset)`` for a frame of pitch
+    correlation ``r`` (sharper, less noisy, on voiced frames), then probabilities below ``floor`` are cut.
+    LPCNet's values; the decoded bitstream does not depend on them, only the samples do.
+    """
+
+    floor: float = 0.002
+    voiced_slope: float = 1.5
+    voiced_offset: float = 0.5
+
+    def power(self, correlation: float) -> float:
+        return 1.0 + max(0.0, self.voiced_slope * float(correlation) - self.voiced_offset)
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -68,7 +84,7 @@ def _sigmoid(x):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _synthesize_frame(out, a, cond_a, cond_b, power, h_a, h_b, history, codes, rng,
+def _synthesize_frame(out, a, cond_a, cond_b, power, floor, h_a, h_b, history, codes, rng,
                       table_s, table_p, table_e, w_hh_a, b_hh_a, w_b_a, w_hh_b, b_hh_b, dual_w, dual_b,
                       dual_factor, logits_out):
     """Fill ``out`` (160 pre-emphasised samples); updates the state arrays in place.
@@ -135,7 +151,7 @@ def _synthesize_frame(out, a, cond_a, cond_b, power, h_a, h_b, history, codes, r
             total += logits[j]
         kept = 0.0
         for j in range(levels):
-            p = logits[j] / total - PDF_FLOOR
+            p = logits[j] / total - floor
             p = max(0.0, p)
             logits[j] = p
             kept += p
@@ -167,16 +183,12 @@ class VocoderState:
     rng: np.ndarray = field(default_factory=lambda: np.array([DEFAULT_SEED], dtype=np.uint64))
 
 
-def voicing_power(correlation: float) -> float:
-    """The exponent applied to the output distribution for a frame of this pitch correlation (>= 1)."""
-    return 1.0 + max(0.0, 1.5 * float(correlation) - 0.5)
-
-
 class Vocoder:
     """The decoder of one trained :class:`LPCNetModel` (its weights copied to float32 arrays)."""
 
-    def __init__(self, model: LPCNetModel) -> None:
+    def __init__(self, model: LPCNetModel, sampling: Sampling | None = None) -> None:
         self.config = model.config
+        self.sampling = sampling or Sampling()
         self.weights = model.export_arrays()
         with torch.no_grad():
             net = model.frame_rate
@@ -219,7 +231,8 @@ class Vocoder:
             _synthesize_frame(out[k * FRAME_SIZE:(k + 1) * FRAME_SIZE], lpc[k],
                               np.ascontiguousarray(cond_a[k], dtype=np.float32),
                               np.ascontiguousarray(cond_b[k], dtype=np.float32),
-                              np.float32(voicing_power(correlation[k])), state.gru_a, state.gru_b,
+                              np.float32(self.sampling.power(correlation[k])),
+                              np.float32(self.sampling.floor), state.gru_a, state.gru_b,
                               state.history, state.codes, state.rng,
                               w["gru_a_table_signal"], w["gru_a_table_prediction"],
                               w["gru_a_table_excitation"], w["gru_a_w_hh"], w["gru_a_b_hh"], w["gru_b_w_a"],
@@ -228,4 +241,4 @@ class Vocoder:
         return out
 
 
-__all__ = ["FEATURE_CONTEXT_FRAMES", "PDF_FLOOR", "Vocoder", "VocoderState", "voicing_power"]
+__all__ = ["FEATURE_CONTEXT_FRAMES", "Sampling", "Vocoder", "VocoderState"]

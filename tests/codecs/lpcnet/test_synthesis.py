@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nsac.codecs.lpcnet.model import LPCNetConfig, LPCNetModel
-from nsac.codecs.lpcnet.synthesis import Vocoder, voicing_power
+from nsac.codecs.lpcnet.synthesis import Sampling, Vocoder
 from nsac.dsp.features import FRAME_SIZE
 from nsac.dsp.mulaw import mulaw_encode
 from nsac.train.lpcnet_train import mulaw_code
@@ -85,4 +85,4 @@ def test_mulaw_codes_agree_between_training_and_numpy():
 
 @pytest.mark.parametrize(("correlation", "power"), [(0.0, 1.0), (1 / 3, 1.0), (1.0, 2.0)])
 def test_voicing_power(correlation, power):
-    assert voicing_power(correlation) == pytest.approx(power)
+    assert Sampling().power(correlation) == pytest.approx(power)
