@@ -60,8 +60,14 @@ FRAMES_PER_SUBPACKET = lq.FRAMES_PER_PACKET
 FRAMES_PER_SUPERPACKET = SUBPACKETS * FRAMES_PER_SUBPACKET
 SUPERPACKET_BYTES = 22
 SUPERPACKET_BITS = 8 * SUPERPACKET_BYTES
-DEFAULT_SURVIVORS = 8
+DEFAULT_SURVIVORS = 16
 """M of the M-best search of the residual VQ (encoder only)."""
+ENERGY_CANDIDATES = 2
+"""c0 levels tried for the end frame (the nearest ones), encoder only."""
+LAST_STAGE_CANDIDATES = 8
+"""Last-stage entries tried for the end frame, encoder only."""
+END_FRAME_WEIGHT = 2.0
+"""Weight of the end frame's squared error against frames 0..2 when choosing among the candidates."""
 PITCH_INPUTS = 2
 """Pitch features of a sub-packet: ``(mean period - 100) / 50`` and ``mean correlation - 0.5``."""
 PREDICTOR_INPUTS = FRAMES_PER_SUBPACKET * N_BANDS + 2 * PITCH_INPUTS
@@ -321,9 +327,43 @@ def _rest_of_subpacket(tables: PredictiveTables, state: PredictorState, fields: 
     return SubpacketResult(fields, frames, period, correlation, new_state, residual)
 
 
+def _end_candidates(tables: PredictiveTables, prediction: NDArray, residual: NDArray, j: int, survivors: int,
+                    energy_candidates: int, last_stage_candidates: int) -> tuple[NDArray, NDArray, NDArray]:
+    """Candidate end frames: energy (B, C), stages (B, C, S), decoded end frames (B, C, 18)."""
+    books = tables.books(j)
+    if energy_candidates < 1 or last_stage_candidates < 1:
+        raise ParameterError("energy_candidates and last_stage_candidates must be at least 1")
+    batch = residual.shape[0]
+    n_energy = min(energy_candidates, tables.energy.size)
+    energy = np.argsort(np.abs(residual[:, :1] - tables.energy[None, :]), axis=1, kind="stable")[:, :n_energy]
+    m = min(survivors, min(b.shape[0] for b in books))
+    stages, _ = vq.msvq_search(residual[:, 1:], books, m=m)
+    n_last = min(last_stage_candidates, books[-1].shape[0])
+    left = residual[:, 1:] - vq.msvq_decode(stages[:, :-1], books[:-1])
+    last, _ = vq.m_best(left, books[-1], m=n_last)
+    # keep the M-best path's own last entry first
+    last = np.where(np.any(last == stages[:, -1:], axis=1, keepdims=True), last,
+                    np.concatenate([stages[:, -1:], last[:, :-1]], axis=1))
+    n_candidates = n_energy * n_last
+    energy = np.repeat(energy, n_last, axis=1)
+    paths = np.repeat(stages[:, None, :], n_candidates, axis=1)
+    paths[:, :, -1] = np.tile(last, (1, n_energy))
+    q_end = _end_frame(tables, prediction[:, None, :], energy, paths, j)
+    assert q_end.shape == (batch, n_candidates, N_BANDS)
+    return energy, paths, q_end
+
+
 def encode_subpacket(tables: PredictiveTables, state: PredictorState, cepstrum: ArrayLike, period: ArrayLike,
-                     correlation: ArrayLike, *, survivors: int = DEFAULT_SURVIVORS) -> SubpacketResult:
+                     correlation: ArrayLike, *, survivors: int = DEFAULT_SURVIVORS,
+                     energy_candidates: int = ENERGY_CANDIDATES,
+                     last_stage_candidates: int = LAST_STAGE_CANDIDATES) -> SubpacketResult:
     """Quantize one sub-packet of B streams at once (the sub-packet position is ``state.position``).
+
+    The end frame is chosen by its effect on the whole sub-packet: among the candidates (the
+    ``energy_candidates`` nearest c0 levels times the ``last_stage_candidates`` best last-stage entries after
+    the M-best search of the earlier stages), the one whose frames 0..3, once the middle frame and the
+    interpolation are coded around it, have the least squared error (the end frame's own error counted
+    ``END_FRAME_WEIGHT`` times, as the next sub-packet builds on it). The decoder does not depend on this.
 
     Parameters
     ----------
@@ -333,6 +373,7 @@ def encode_subpacket(tables: PredictiveTables, state: PredictorState, cepstrum: 
     period : samples, (B, 4)
     correlation : (B, 4)
     survivors : M of the M-best search of the residual VQ
+    energy_candidates, last_stage_candidates : end-frame candidates tried (1 and 1: the nearest end frame)
 
     Returns
     -------
@@ -354,21 +395,29 @@ def encode_subpacket(tables: PredictiveTables, state: PredictorState, cepstrum: 
     hidden, prediction = predict(tables, state, pitch)
 
     residual = frames[:, 3] - prediction
-    energy, _ = vq.nearest(residual[:, :1], tables.energy[:, None])
-    m = min(survivors, min(b.shape[0] for b in tables.books(j)))
-    stages, _ = vq.msvq_search(residual[:, 1:], tables.books(j), m=m)
-    q_end = _end_frame(tables, prediction, energy, stages, j)
-
-    left = state.frames[:, -1]
-    targets = frames[:, 1][:, None, :] - lq._middle_predictions(left, q_end)
+    energy, stages, q_end = _end_candidates(tables, prediction, residual, j, survivors, energy_candidates,
+                                            last_stage_candidates)
+    n_candidates = q_end.shape[1]
+    left = np.repeat(state.frames[:, -1], n_candidates, axis=0)
+    flat_end = q_end.reshape(-1, N_BANDS)
+    clean = np.repeat(frames, n_candidates, axis=0)
+    targets = clean[:, 1][:, None, :] - lq._middle_predictions(left, flat_end)
     found = vq.switched_search(targets, tables.base.delta, signed=True)
     delta = lq._delta_fields(found.target, found.index, found.sign)
-    q_middle = lq._middle_frames(delta, left, q_end, tables.base)
-    first, third = lq._interpolation_candidates(left, q_middle, q_end)
-    error_first = np.sum((first - frames[:, 0][:, None, :]) ** 2, axis=-1)
-    error_third = np.sum((third - frames[:, 2][:, None, :]) ** 2, axis=-1)
+    q_middle = lq._middle_frames(delta, left, flat_end, tables.base)
+    first, third = lq._interpolation_candidates(left, q_middle, flat_end)
+    error_first = np.sum((first - clean[:, 0][:, None, :]) ** 2, axis=-1)
+    error_third = np.sum((third - clean[:, 2][:, None, :]) ** 2, axis=-1)
     choices = np.asarray(lq.INTERPOLATION_CHOICES)
-    interpolation = np.argmin(error_first[:, choices[:, 0]] + error_third[:, choices[:, 1]], axis=1)
+    pair_error = error_first[:, choices[:, 0]] + error_third[:, choices[:, 1]]
+    interpolation = np.argmin(pair_error, axis=1)
+    end_error = np.sum((flat_end - clean[:, 3]) ** 2, axis=-1)
+    total = (pair_error.min(axis=1) + found.squared_error + END_FRAME_WEIGHT * end_error).reshape(batch, -1)
+    best = np.argmin(total, axis=1)
+    rows = np.arange(batch)
+    pick = rows * n_candidates + best
+    energy, stages, q_end = energy[rows, best], stages[rows, best], q_end[rows, best]
+    delta, interpolation = delta[pick], interpolation[pick]
 
     fields = np.concatenate([pitch_fields, energy[:, None], stages, delta[:, None], interpolation[:, None]],
                             axis=1).astype(np.int64)

@@ -9,9 +9,10 @@ decoded ones; valid holds speakers left out of the train split). Steps, all on o
    quantizer's decoded features, whose errors are of the same size), target the clean end frame, MSE;
 2. the residual tables on open-loop residuals: c0 levels (1-D LBG) and the c1..c17 stages (LBG, stage after
    stage; the shorter last stage of sub-packet 2 on the same residual as the longer one);
-3. closed loop, ``--rounds`` times: encode the whole training set with the current tables exactly as the encoder
-   will (all files in lockstep, the predictor fed its own decoded features); fine-tune the predictor on
-   those decoded inputs, then retrain the residual tables on the residuals the encoder met;
+3. closed loop, ``--rounds`` times: encode the whole training set with the current tables as the encoder will
+   (all files in lockstep, the predictor fed its own decoded features; the nearest end frame rather than the
+   candidate search, for speed); fine-tune the predictor on those decoded inputs, then retrain the residual
+   tables on the residuals the encoder met;
 4. validation: the cepstral distance of decoded vs. clean features for this quantizer and the 1.6 kb/s one,
    per frame position, and the recovery after a lost super-packet.
 
@@ -21,6 +22,7 @@ Writes ``lpcnet_pred_<sha8>.safetensors`` (float32) and the JSON note of the sam
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -52,7 +54,7 @@ def load_files(path: Path) -> list[dict[str, np.ndarray]]:
         features = arrays["features"]
         starts = arrays["file_start_frame"]
     files = []
-    for a, b in zip(starts[:-1], starts[1:]):
+    for a, b in itertools.pairwise(starts):
         clean = features[0, a:b].astype(np.float64)
         period = clean[:, 18] * 50.0 + 100.0
         correlation = clean[:, 19] + 0.5
@@ -181,7 +183,7 @@ def make_tables(predictor, energy, stages, bounds, base, allocation) -> pq.Predi
     return pq.PredictiveTables.from_tensors(tensors, base=base, allocation=allocation)
 
 
-def closed_loop(files, tables: pq.PredictiveTables, survivors: int):
+def closed_loop(files, tables: pq.PredictiveTables, survivors: int, **search):
     """Encode every file from the initial state, all in lockstep; per file the decoded cepstrum and residuals."""
     lengths = np.array([f["cepstrum"].shape[0] // F for f in files])
     order = np.argsort(-lengths, kind="stable")
@@ -201,7 +203,8 @@ def closed_loop(files, tables: pq.PredictiveTables, survivors: int):
     for p in range(lengths.max()):
         k = int(np.sum(sorted_lengths > p))
         state = pq.PredictorState(state.hidden[:k], state.frames[:k], state.pitch[:k], state.position)
-        result = pq.encode_subpacket(tables, state, cep[:k, p], per[:k, p], cor[:k, p], survivors=survivors)
+        result = pq.encode_subpacket(tables, state, cep[:k, p], per[:k, p], cor[:k, p], survivors=survivors,
+                                     **search)
         decoded[:k, p] = result.frames
         residual[:k, p] = result.residual
         state = result.state
@@ -236,16 +239,17 @@ def baseline_decoded(files) -> list[np.ndarray]:
                       codebooks=books).cepstrum for f in files]
 
 
-def loss_recovery(files, tables: pq.PredictiveTables, *, survivors: int, after: int = 8) -> dict[str, list]:
-    """Lose super-packet 2 of each file (at least 5 long); the extra distance (dB) per sub-packet after it."""
-    from nsac.codecs.lpcnet.pred import concealed_features
+def loss_recovery(files, tables: pq.PredictiveTables, *, survivors: int, after: int = 24) -> dict[str, object]:
+    """Lose super-packet 2 of each file long enough, conceal as the codec does; extra distance per sub-packet."""
+    from nsac.codecs.lpcnet.pred import concealed_features, predictor_features_after_loss
 
+    n = pq.FRAMES_PER_SUPERPACKET
     extra = []
     for f in files:
-        n_super = f["cepstrum"].shape[0] // pq.FRAMES_PER_SUPERPACKET
-        if n_super < 2 + 1 + -(-after // pq.SUBPACKETS):
+        n_super = f["cepstrum"].shape[0] // n
+        if n_super < 3 + -(-after // pq.SUBPACKETS):
             continue
-        usable = n_super * pq.FRAMES_PER_SUPERPACKET
+        usable = n_super * n
         packets = pq.encode(f["cepstrum"][:usable], f["period"][:usable], f["correlation"][:usable],
                             tables=tables, survivors=survivors)
         good = pq.decode(packets, tables=tables).cepstrum
@@ -253,22 +257,20 @@ def loss_recovery(files, tables: pq.PredictiveTables, *, survivors: int, after: 
         out, last = [], None
         for i, packet in enumerate(packets):
             if i == 2:
-                concealed = concealed_features(last, pq.FRAMES_PER_SUPERPACKET)
-                decoder.conceal(*concealed)
-                out.append(concealed[0])
-                last = (concealed[0][-1], concealed[1][-1], concealed[2][-1])
+                decoder.conceal(*predictor_features_after_loss(last, n))
+                out.append(concealed_features(last, n)[0])
             else:
                 features = decoder.decode(packet)
                 out.append(features.cepstrum)
                 last = (features.cepstrum[-1], features.pitch_period[-1], features.pitch_correlation[-1])
         lossy = np.concatenate(out)
-        start = 3 * pq.FRAMES_PER_SUPERPACKET
-        clean = f["cepstrum"][start: start + after * F]
-        d_lossy = cepstral_distance_db(clean, lossy[start: start + after * F]).reshape(after, F).mean(1)
-        d_good = cepstral_distance_db(clean, good[start: start + after * F]).reshape(after, F).mean(1)
+        frames = slice(3 * n, 3 * n + after * F)
+        clean = f["cepstrum"][frames]
+        d_lossy = cepstral_distance_db(clean, lossy[frames]).reshape(after, F).mean(1)
+        d_good = cepstral_distance_db(clean, good[frames]).reshape(after, F).mean(1)
         extra.append(d_lossy - d_good)
     extra = np.array(extra)
-    return {"files": int(extra.shape[0]),
+    return {"files": int(extra.shape[0]), "lost": "super-packet 2 of each file (frames 24..35)",
             "extra_distance_db_per_subpacket_after_the_loss": np.round(extra.mean(0), 3).tolist()}
 
 
@@ -287,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=10, help="Lloyd iterations per LBG split")
     parser.add_argument("--vq-vectors", type=int, default=120_000, help="residuals per codebook training")
     parser.add_argument("--survivors", type=int, default=pq.DEFAULT_SURVIVORS)
+    parser.add_argument("--energy-candidates", type=int, default=pq.ENERGY_CANDIDATES)
+    parser.add_argument("--last-stage-candidates", type=int, default=pq.LAST_STAGE_CANDIDATES)
     parser.add_argument("--energy-bits", type=int, default=pq.DEFAULT_ALLOCATION.energy_bits)
     parser.add_argument("--stage-bits", default="9,9,9/9,9,9/9,9,8", help="per sub-packet, '/'-separated")
     parser.add_argument("--max-files", type=int, default=0, help="use only this many training files (tests)")
@@ -305,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     allocation = pq.BitAllocation(args.energy_bits, tuple(tuple(int(b) for b in part.split(","))
                                                           for part in args.stage_bits.split("/")))
     data = Path(args.data)
+    search = {"energy_candidates": args.energy_candidates, "last_stage_candidates": args.last_stage_candidates}
+    train_search = {"energy_candidates": 1, "last_stage_candidates": 1}
+    """The training set is encoded with the nearest end frame (16 times less work; the residuals the tables
+    are trained on come before the end frame is chosen, and the decoded features differ little)."""
     train = load_files(data / "train.npz")
     if args.max_files:
         train = train[: args.max_files]
@@ -341,13 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     energy, stages = residual_tables(open_residuals, train)
     tables = make_tables(predictor, energy, stages, bounds, base, allocation)
     report = {}
-    valid_decoded, _ = closed_loop(valid, tables, args.survivors)
+    valid_decoded, _ = closed_loop(valid, tables, args.survivors, **search)
     report["open_loop_tables"] = distances(valid, valid_decoded)
     log(f"validation distance, open-loop tables: {report['open_loop_tables']}")
 
     for r in range(args.rounds):
         t = time.process_time()
-        decoded, residuals = closed_loop(train, tables, args.survivors)
+        decoded, residuals = closed_loop(train, tables, args.survivors, **train_search)
         timings.setdefault("closed_loop_cpu_s", []).append(round(time.process_time() - t, 1))
         if args.finetune_epochs:
             t = time.process_time()
@@ -356,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
             histories[f"round{r + 1}"] = [round(v, 4) for v in history]
             timings.setdefault("finetune_cpu_s", []).append(round(time.process_time() - t, 1))
             tables = make_tables(predictor, tables.energy, tables.stages, bounds, base, allocation)
-            decoded, residuals = closed_loop(train, tables, args.survivors)
+            decoded, residuals = closed_loop(train, tables, args.survivors, **train_search)
         energy, stages = residual_tables(residuals, train)
         tables = make_tables(predictor, energy, stages, bounds, base, allocation)
-        valid_decoded, _ = closed_loop(valid, tables, args.survivors)
+        valid_decoded, _ = closed_loop(valid, tables, args.survivors, **search)
         report[f"round{r + 1}"] = distances(valid, valid_decoded)
         log(f"validation distance, closed-loop round {r + 1}: {report[f'round{r + 1}']}")
 
@@ -369,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                                                else getattr(predictor, n)
                                                for n in pq.PredictorWeights.TENSOR_NAMES)),
                          tables.energy, tables.stages, bounds, base, allocation)
-    report["predictor_output_zeroed"] = distances(valid, closed_loop(valid, zeroed, args.survivors)[0])
+    report["predictor_output_zeroed"] = distances(valid, closed_loop(valid, zeroed, args.survivors, **search)[0])
     log(f"validation distance with the predictor's output zeroed (prediction = L): "
         f"{report['predictor_output_zeroed']}")
     recovery = loss_recovery(valid, tables, survivors=args.survivors)
@@ -404,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "residual_tables": {"algorithm": "LBG splitting (nsac.quant.vq.lbg), stage after stage",
                             "lloyd_iterations_per_split": args.iterations, "vectors": args.vq_vectors,
                             "closed_loop_rounds": args.rounds},
-        "survivors": args.survivors,
+        "encoder_search": {"survivors": args.survivors, **search, "end_frame_weight": pq.END_FRAME_WEIGHT},
         "validation_cepstral_distance_db": report,
         "distance": "nsac.dsp.features.cepstral_distance_db of decoded vs. clean cepstrum (c0 included), mean "
                     "over all frames of the validation files, frameK = position K in the 40 ms sub-packet",

@@ -9,11 +9,26 @@ import torch
 
 from nsac import pretrained
 from nsac.codecs.lpcnet.model import LPCNetConfig, LPCNetModel
-from nsac.codecs.lpcnet.pred import LPCNetPredCodec, concealed_features
+from nsac.codecs.lpcnet.pred import LPCNetPredCodec, concealed_features, predictor_features_after_loss
 from nsac.errors import ParameterError, WeightsError
 
 TINY = LPCNetConfig(pitch_embedding=8, conditioning=16, sample_embedding=8, gru_a_units=16, gru_b_units=8)
 RATE_HZ = 16000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """BLAS on one thread: these matrices are small, and the machine may be shared."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the test dependencies
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture()
@@ -85,6 +100,8 @@ def test_concealed_features_fade():
     assert np.all(np.diff(correlation) < 0)
     silence, _, _ = concealed_features(None, 12)
     assert np.all(silence[:, 1:] == 0)
+    held, period, correlation = predictor_features_after_loss((cepstrum, 80.0, 0.9), 12)
+    assert np.all(held == cepstrum) and np.all(period == 80.0) and np.all(correlation == 0.9)
 
 
 def test_parameters_and_weights_are_checked(tiny_weights):
