@@ -19,6 +19,7 @@ from nsac.errors import ParameterError
 _MODELS: dict[str, str] = {
     "smoke": "nsac.train.smoke_model:SmokeAutoencoder",
     "stft-enhancer": "nsac.codecs.postfilter.model:StftEnhancer",
+    "soundstream": "nsac.codecs.autoencoder.model:SoundStreamAutoencoder",
 }
 
 
