@@ -35,6 +35,12 @@ def test_base_yaml_states_the_dataclass_defaults() -> None:
 
 @pytest.mark.parametrize("name", recipe_names())
 def test_every_shipped_recipe_loads_and_round_trips(name: str) -> None:
+    raw = raw_recipe(name)
+    if raw.get("task") == "lpcnet":  # LPCNet's own loop: its section must build its settings
+        from nsac.train.lpcnet_train import TrainSettings
+
+        assert TrainSettings(**raw["lpcnet"]).gru_a_units > 0
+        return
     recipe = load_recipe(name)
     assert recipe.name == name
     assert recipe_from_dict(recipe_to_dict(recipe)) == recipe
