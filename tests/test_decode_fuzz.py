@@ -25,6 +25,8 @@ FUZZ_CODECS = {
     "mp3": {"bitrate": 32000},
     "aac": {"bitrate": 32000},
     "mdct": {"bitrate": 32000},
+    "lpcnet": {},
+    "lpcnet-pred": {},
 }
 #: a decode of half a second that takes longer than this is a hang
 HANG_SECONDS = 20

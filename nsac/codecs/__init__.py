@@ -20,6 +20,7 @@ _CODEC_CLASSES: dict[str, str] = {
     "lpcnet-freedv": "nsac.codecs.legacy.lpcnet_freedv:LpcnetFreedvCodec",
     "mdct": "nsac.codecs.mdct:MdctCodec",
     "lpcnet": "nsac.codecs.lpcnet.codec:LPCNetCodec",
+    "lpcnet-pred": "nsac.codecs.lpcnet.pred:LPCNetPredCodec",
 }
 
 
