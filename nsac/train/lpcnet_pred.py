@@ -1,6 +1,6 @@
 """Train the tables of the predictive LPCNet quantizer (`lpcnet-pred`, 1.47 kb/s) and ship them.
 
-    python -m nsac.train.lpcnet_pred --data runs/lpcnet-data --out nsac/codecs/lpcnet/data
+    OMP_NUM_THREADS=1 python -m nsac.train.lpcnet_pred --data runs/lpcnet-data --out nsac/codecs/lpcnet/data
 
 Input: ``train.npz`` and ``valid.npz`` of :mod:`nsac.train.lpcnet_data` (clean features and the 1.6 kb/s
 decoded ones; valid holds speakers left out of the train split). Steps, all on one CPU thread:
@@ -281,29 +281,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="folder with train.npz and valid.npz (nsac.train.lpcnet_data)")
     parser.add_argument("--out", required=True, help="folder for the tables and their note")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hidden", type=int, default=96, help="GRU units of the predictor")
-    parser.add_argument("--epochs", type=int, default=12, help="predictor epochs, open loop")
-    parser.add_argument("--finetune-epochs", type=int, default=3, help="predictor epochs per closed-loop round")
+    parser.add_argument("--hidden", type=int, default=128, help="GRU units of the predictor")
+    parser.add_argument("--epochs", type=int, default=15, help="predictor epochs, open loop")
+    parser.add_argument("--finetune-epochs", type=int, default=4, help="predictor epochs per closed-loop round")
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--rounds", type=int, default=1, help="closed-loop rounds")
+    parser.add_argument("--rounds", type=int, default=2, help="closed-loop rounds")
     parser.add_argument("--iterations", type=int, default=10, help="Lloyd iterations per LBG split")
-    parser.add_argument("--vq-vectors", type=int, default=120_000, help="residuals per codebook training")
+    parser.add_argument("--vq-vectors", type=int, default=150_000, help="residuals per codebook training")
     parser.add_argument("--survivors", type=int, default=pq.DEFAULT_SURVIVORS)
     parser.add_argument("--energy-candidates", type=int, default=pq.ENERGY_CANDIDATES)
     parser.add_argument("--last-stage-candidates", type=int, default=pq.LAST_STAGE_CANDIDATES)
     parser.add_argument("--energy-bits", type=int, default=pq.DEFAULT_ALLOCATION.energy_bits)
-    parser.add_argument("--stage-bits", default="9,9,9/9,9,9/9,9,8", help="per sub-packet, '/'-separated")
+    parser.add_argument("--stage-bits", help="per sub-packet, '/'-separated (default: the quantizer's, "
+                        + "/".join(",".join(map(str, b)) for b in pq.DEFAULT_ALLOCATION.stage_bits) + ")",
+                        default="/".join(",".join(map(str, b)) for b in pq.DEFAULT_ALLOCATION.stage_bits))
     parser.add_argument("--max-files", type=int, default=0, help="use only this many training files (tests)")
     parser.add_argument("--no-write", action="store_true", help="evaluate only")
     args = parser.parse_args(argv)
 
     import torch
-    from threadpoolctl import threadpool_limits
 
     from nsac.codecs.lpcnet.codebooks import CODEBOOKS_SHA256, shipped_codebooks
 
     torch.set_num_threads(1)
-    threadpool_limits(1)
+    try:  # numpy's BLAS on one thread too (or set OMP_NUM_THREADS=1 before starting)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        log("threadpoolctl is not installed: numpy's BLAS threads follow OMP_NUM_THREADS")
     start = time.time()
     cpu_start = time.process_time()
     allocation = pq.BitAllocation(args.energy_bits, tuple(tuple(int(b) for b in part.split(","))

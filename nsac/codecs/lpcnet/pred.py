@@ -49,7 +49,7 @@ from nsac.quant import lpcnet_quantizer as lq
 from nsac.quant.vq import load_codebooks
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-TABLES_SHA256 = "bfd5525cf9e08f010264dd981c4fdb2075d037e52514520e050c85a0b7124888"
+TABLES_SHA256 = "051f5709ff7fcd7751d3abe63f0108998c183b907fda12d1efb67b9399e76eeb"
 """Identity of the shipped predictor and residual tables (trained by ``python -m nsac.train.lpcnet_pred``, how:
 the JSON note of the same name beside them)."""
 TABLES_FILE = DATA_DIR / f"lpcnet_pred_{TABLES_SHA256[:8]}.safetensors"
