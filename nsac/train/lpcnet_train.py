@@ -7,11 +7,15 @@
 A step draws ``batch`` sequences of ``sequence_frames`` frames (with two frames of features on each side
 for the frame-rate network's convolutions) from random places of the training files, and
 
-* injects noise in the mu-law domain into the signal the network is fed (``s_hat``): a per-sequence level,
-  uniform in 0..``noise_levels`` quantisation steps, Gaussian per sample. The LPC prediction ``p_t`` and the
-  previous excitation are computed from ``s_hat``; the target is the mu-law code of ``s_t - p_t`` with the
-  clean ``s_t``: the excitation that brings the noisy past back to the true signal. Decoding, the network is
-  fed its own (imperfect) samples; trained this way it learns to correct them instead of drifting;
+* injects noise into the signal the network is fed (``s_hat``), at a per-sequence level uniform in
+  0..``noise_levels`` mu-law quantisation steps, Gaussian per sample. With ``noise_domain: excitation`` (the
+  default, as LPCNet) the noise is added to the excitation's mu-law value and ``s_hat`` is re-synthesised
+  through the frame's all-pole filter ``1 / A(z)``, so the fed-back errors have the spectrum a decoder's
+  sampling errors have; with ``signal`` it is added to the signal's mu-law value directly. The LPC
+  prediction ``p_t`` and the previous excitation are computed from ``s_hat``; the target is the mu-law code
+  of ``s_t - p_t`` with the clean ``s_t``: the excitation that brings the noisy past back to the true
+  signal. Decoding, the network is fed its own (imperfect) samples; trained this way it learns to correct
+  them instead of drifting;
 * takes the quantized features (``decode(encode(...))`` of the 1.6 kb/s quantizer) with probability
   ``quantized_p`` before ``adapt_step`` and ``quantized_p_adapt`` after it (the paper trains on clean features
   and adapts to quantized ones at the end).
@@ -33,6 +37,7 @@ import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -59,7 +64,8 @@ class TrainSettings:
     lr: float = 1e-3
     lr_decay: float = 5e-5
     grad_clip: float = 1.0
-    noise_levels: float = 2.0
+    noise_levels: float = 1.0
+    noise_domain: str = "excitation"
     quantized_p: float = 0.3
     quantized_p_adapt: float = 1.0
     adapt_step: int = 45000
@@ -88,7 +94,10 @@ def parse_overrides(settings: TrainSettings, pairs: list[str]) -> TrainSettings:
         key, _, value = pair.partition("=")
         if key not in types:
             raise ParameterError(f"unknown setting {key!r}; known: {', '.join(sorted(types))}")
-        values[key] = float(value) if types[key] in (float, "float") else int(value)
+        kind = types[key]
+        values[key] = float(value) if kind in (float, "float") else int(value) if kind in (int, "int") else value
+    if values.get("noise_domain", "excitation") not in ("excitation", "signal"):
+        raise ParameterError(f"noise_domain={values['noise_domain']!r}: use excitation or signal")
     return replace(settings, **values)
 
 
@@ -106,6 +115,24 @@ def add_mulaw_noise(x: torch.Tensor, steps: torch.Tensor, generator: torch.Gener
     y = y + steps * (2.0 / (N_MULAW_LEVELS - 1)) * torch.randn(x.shape, generator=generator)
     y = y.clamp(-1.0, 1.0)
     return torch.sign(y) * ((1.0 + MULAW_MU) ** y.abs() - 1.0) / MULAW_MU
+
+
+@numba.njit(cache=True)
+def _all_pole(excitation: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``y_t = x_t - sum_i a[t, i] y_{t-1-i}`` per row (zero before the first sample): x (B, T), a (B, T, 16)."""
+    out = np.zeros_like(excitation)
+    for b in range(excitation.shape[0]):
+        for t in range(excitation.shape[1]):
+            acc = excitation[b, t]
+            for i in range(min(a.shape[2], t)):
+                acc -= a[b, t, i] * out[b, t - 1 - i]
+            out[b, t] = acc
+    return out
+
+
+def mulaw_noise(x: torch.Tensor, steps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The change that Gaussian noise of ``steps`` (B, 1) mu-law quantisation steps makes to ``x``."""
+    return add_mulaw_noise(x, steps, generator) - x.clamp(-1.0, 1.0)
 
 
 class SequenceSampler:
@@ -137,12 +164,21 @@ class SequenceSampler:
         lpc = self.data.lpc[which[:, None], frames[:, c:c + n]]
         signal = torch.from_numpy(self.data.signal[samples])
         noise_steps = torch.rand((s.batch, 1), generator=generator) * s.noise_levels
-        noisy = add_mulaw_noise(signal, noise_steps, generator)
-        # p_t for t = -1 .. T-1: lags 1..16 of the noisy signal, with the coefficients of t's frame
-        lagged = noisy.unfold(1, LPC_ORDER, 1)[:, : FRAME_SIZE * n + 1].flip(-1)
+        # p_t for t = -1 .. T-1: lags 1..16, with the coefficients of t's frame
         a = torch.from_numpy(lpc[..., 1:]).repeat_interleave(FRAME_SIZE, dim=1)
         a = torch.cat([a[:, :1], a], dim=1)  # the sample before the sequence uses its first frame's LPC
-        prediction = -(lagged * a).sum(-1)
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            return -(x.unfold(1, LPC_ORDER, 1)[:, : FRAME_SIZE * n + 1].flip(-1) * a).sum(-1)
+
+        if s.noise_domain == "excitation":
+            excitation = signal[:, HISTORY - 1:] - predict(signal)
+            change = mulaw_noise(excitation, noise_steps, generator)
+            shaped = torch.from_numpy(_all_pole(change.numpy(), a.numpy()))
+            noisy = torch.cat([signal[:, :HISTORY - 1], signal[:, HISTORY - 1:] + shaped], dim=1)
+        else:
+            noisy = add_mulaw_noise(signal, noise_steps, generator)
+        prediction = predict(noisy)
         clean = signal[:, HISTORY - 1:]
         previous = noisy[:, HISTORY - 2:-1]
         return {

@@ -90,3 +90,29 @@ def test_unknown_setting_is_refused():
 
     with pytest.raises(ParameterError, match="gru_a_units"):
         parse_overrides(TrainSettings(), ["gru_a_unit=3"])
+
+
+def test_excitation_noise_is_small_on_the_excitation_and_shaped_on_the_signal():
+    """With noise in the excitation domain, the fed-back excitation stays within a few mu-law steps of the
+    true one, while the signal error is that noise through 1 / A(z); the target still leads back to the
+    clean signal."""
+    data, excitation = _ar_data(seed=2)
+    settings = TrainSettings(batch=4, sequence_frames=5, noise_levels=1.0, noise_domain="excitation")
+    sampler = SequenceSampler(data, settings)
+    rng, generator = np.random.default_rng(3), torch.Generator().manual_seed(3)
+    starts = np.random.default_rng(3).choice(sampler.starts, size=settings.batch)
+    batch = sampler.batch(rng, generator, quantized_p=0.0)
+    n = 160 * settings.sequence_frames
+    step = 2 * np.log(256) / 255 / 255 * (np.abs(excitation).max() * 255 + 1)  # a mu-law step at the peak
+    for row, k0 in enumerate(starts):
+        true = excitation[160 * k0 - 1: 160 * k0 + n - 1]  # e_{t-1}
+        fed = mulaw_decode(batch["excitation_code"][row].numpy())
+        assert np.max(np.abs(fed - true)) < 8 * step  # noise of at most 1 step std, plus the coding
+        assert np.mean(np.abs(fed - true)) > 0.05 * step  # and there is noise
+        previous = mulaw_decode(batch["signal_code"][row].numpy())
+        prediction = mulaw_decode(batch["prediction_code"][row].numpy())
+        clean = data.signal[160 * k0: 160 * k0 + n]
+        target = mulaw_decode(batch["target"][row].numpy())
+        # target + p_t returns to the clean s_t (to the mu-law resolution of both codes)
+        assert np.mean(np.abs(prediction + target - clean)) < 0.05 * np.std(clean)
+        assert np.mean(np.abs(previous[1:] - clean[:-1])) > 0  # the fed-back signal is not the clean one
