@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from nsac.dsp import lpcnet_bands
 from nsac.dsp.lpc import PREEMPHASIS_COEFFICIENT, lag_window, levinson_durbin, preemphasis
-from nsac.dsp.pitch import PITCH_MAX_PERIOD, PITCH_MIN_PERIOD, SUBFRAME_SIZE, estimate_pitch
+from nsac.dsp.pitch import PITCH_MAX_PERIOD, PITCH_MIN_PERIOD, SUBFRAME_SIZE, PitchTracker, estimate_pitch
 from nsac.errors import AudioError, ParameterError
 
 SAMPLE_RATE_HZ = 16000
@@ -193,13 +193,18 @@ def frame_residual(x: ArrayLike, a: ArrayLike) -> NDArray[np.float64]:
     return np.einsum("nk,nk->n", history[: x.size], per_sample)
 
 
-def compute_features(audio: ArrayLike, *, sample_rate_hz: int = SAMPLE_RATE_HZ) -> Features:
+def compute_features(audio: ArrayLike, *, sample_rate_hz: int = SAMPLE_RATE_HZ,
+                     pitch_tracker: PitchTracker | None = None,
+                     pitch_frames: tuple[int, int] | None = None) -> Features:
     """LPCNet's features of a 16 kHz signal, one set per 10 ms frame.
 
     Parameters
     ----------
     audio : float signal in [-1, 1], shape (samples,) or (1, samples)
     sample_rate_hz : must be 16000 (resample with :func:`nsac.audio.resample` first)
+    pitch_tracker : streaming: the tracker that carries the pitch path from the previous piece
+    pitch_frames : streaming: (first, stop) frames whose pitch is tracked (the others are history for
+        the pitch search and get period 32); ``first`` a multiple of 4 (the pitch block)
 
     Returns
     -------
@@ -222,10 +227,12 @@ def compute_features(audio: ArrayLike, *, sample_rate_hz: int = SAMPLE_RATE_HZ) 
     padded[: x.size] = x
     residual = frame_residual(padded, a)
     lowpassed = residual + PITCH_LOWPASS * np.concatenate([[0.0], residual[:-1]])
+    per_frame = FRAME_SIZE // SUBFRAME_SIZE
+    tracked = None if pitch_frames is None else (pitch_frames[0] * per_frame, pitch_frames[1] * per_frame)
     track = estimate_pitch(lowpassed, subframe_size=SUBFRAME_SIZE, min_period=PITCH_MIN_PERIOD,
                            max_period=PITCH_MAX_PERIOD,
-                           block=FRAMES_PER_PITCH_BLOCK * FRAME_SIZE // SUBFRAME_SIZE)
-    per_frame = FRAME_SIZE // SUBFRAME_SIZE
+                           block=FRAMES_PER_PITCH_BLOCK * FRAME_SIZE // SUBFRAME_SIZE,
+                           tracker=pitch_tracker, tracked=tracked)
     period = track.period.reshape(n_frames, per_frame).mean(axis=1)
     correlation = track.correlation.reshape(n_frames, per_frame).mean(axis=1)
     return Features(cepstrum, period, correlation, a)

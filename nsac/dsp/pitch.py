@@ -133,13 +133,62 @@ def penalise_octaves(correlation: ArrayLike, *, min_period: int = PITCH_MIN_PERI
     return np.where(weak, OCTAVE_PENALTY * c, c)
 
 
+class PitchTracker:
+    """:func:`track_pitch` in pieces: the forward scores carry from one block to the next.
+
+    Feeding a signal's blocks one push at a time gives the path that one call on the whole signal gives.
+    """
+
+    def __init__(self, n_lags: int, *, block: int = SUBFRAMES_PER_BLOCK) -> None:
+        self.block = block
+        self.total = np.zeros(n_lags)
+
+    def push(self, score: ArrayLike, weight: ArrayLike) -> NDArray[np.int64]:
+        """Lag indices of these sub-frames (score (n, n_lags), weight (n,)); ``n`` a multiple of the block
+        except in a stream's last push."""
+        score = np.asarray(score, dtype=np.float64)
+        weight = np.asarray(weight, dtype=np.float64)
+        n_sub, n_lags = score.shape
+        if n_lags != self.total.size:
+            raise ParameterError(f"score has {n_lags} lags, the tracker {self.total.size}")
+        steps = np.arange(-STEP_MAX_LAGS, STEP_MAX_LAGS + 1)
+        columns = np.arange(n_lags)
+        path = np.zeros(n_sub, dtype=np.int64)
+        total = self.total
+        for start in range(0, n_sub, self.block):
+            stop = min(start + self.block, n_sub)
+            back = np.zeros((stop - start, n_lags), dtype=np.int64)
+            for j in range(start, stop):
+                best_previous = int(np.argmax(total))
+                carried = np.full(n_lags, total[best_previous] - JUMP_COST)
+                origin = np.full(n_lags, best_previous, dtype=np.int64)
+                for d in steps:
+                    source = columns + d
+                    valid = (source >= 0) & (source < n_lags)
+                    candidate = np.full(n_lags, -np.inf)
+                    candidate[valid] = total[source[valid]] - STEP_COST_PER_LAG2 * d * d
+                    better = candidate > carried
+                    carried = np.where(better, candidate, carried)
+                    origin = np.where(better, source, origin)
+                total = carried + weight[j] * score[j]
+                total -= total.max()
+                back[j - start] = origin
+            lag = int(np.argmax(total))
+            for j in range(stop - 1, start - 1, -1):
+                path[j] = lag
+                lag = int(back[j - start, lag])
+        self.total = total
+        return path
+
+
 def track_pitch(score: ArrayLike, weight: ArrayLike, *,
                 block: int = SUBFRAMES_PER_BLOCK) -> NDArray[np.int64]:
     """The lag path that maximises ``sum_j weight[j] score[j, lag_j]`` minus the cost of lag changes.
 
     A change of ``d <= STEP_MAX_LAGS`` lags costs ``STEP_COST_PER_LAG2 d^2``; any larger one ``JUMP_COST``.
     Forward scores carry across blocks of ``block`` sub-frames; each block's path is back-traced from its best
-    final lag, so the result is the same whatever the signal is cut into, as long as cuts fall on blocks.
+    final lag, so the result is the same whatever the signal is cut into, as long as cuts fall on blocks
+    and the scores are carried (:class:`PitchTracker`).
 
     Parameters
     ----------
@@ -151,40 +200,13 @@ def track_pitch(score: ArrayLike, weight: ArrayLike, *,
     lag index (column of ``score``) per sub-frame, shape (n_subframes,)
     """
     score = np.asarray(score, dtype=np.float64)
-    weight = np.asarray(weight, dtype=np.float64)
-    n_sub, n_lags = score.shape
-    steps = np.arange(-STEP_MAX_LAGS, STEP_MAX_LAGS + 1)
-    columns = np.arange(n_lags)
-    path = np.zeros(n_sub, dtype=np.int64)
-    total = np.zeros(n_lags)
-    for start in range(0, n_sub, block):
-        stop = min(start + block, n_sub)
-        back = np.zeros((stop - start, n_lags), dtype=np.int64)
-        for j in range(start, stop):
-            best_previous = int(np.argmax(total))
-            carried = np.full(n_lags, total[best_previous] - JUMP_COST)
-            origin = np.full(n_lags, best_previous, dtype=np.int64)
-            for d in steps:
-                source = columns + d
-                valid = (source >= 0) & (source < n_lags)
-                candidate = np.full(n_lags, -np.inf)
-                candidate[valid] = total[source[valid]] - STEP_COST_PER_LAG2 * d * d
-                better = candidate > carried
-                carried = np.where(better, candidate, carried)
-                origin = np.where(better, source, origin)
-            total = carried + weight[j] * score[j]
-            total -= total.max()
-            back[j - start] = origin
-        lag = int(np.argmax(total))
-        for j in range(stop - 1, start - 1, -1):
-            path[j] = lag
-            lag = int(back[j - start, lag])
-    return path
+    return PitchTracker(score.shape[1], block=block).push(score, weight)
 
 
 def estimate_pitch(x: ArrayLike, *, subframe_size: int = SUBFRAME_SIZE, min_period: int = PITCH_MIN_PERIOD,
                    max_period: int = PITCH_MAX_PERIOD, block: int = SUBFRAMES_PER_BLOCK,
-                   history: ArrayLike | None = None) -> PitchTrack:
+                   history: ArrayLike | None = None, tracker: PitchTracker | None = None,
+                   tracked: tuple[int, int] | None = None) -> PitchTrack:
     """Pitch period and correlation per sub-frame of a (preferably whitened) signal.
 
     Sub-frame weights are their energies normalised to a mean of one within each block, so loud sub-frames
@@ -196,6 +218,9 @@ def estimate_pitch(x: ArrayLike, *, subframe_size: int = SUBFRAME_SIZE, min_peri
     subframe_size, min_period, max_period : as in :func:`subframe_correlations`
     block : sub-frames per block (see :func:`track_pitch`)
     history : the ``max_period`` samples before ``x``
+    tracker : a :class:`PitchTracker` that carries the path's scores from earlier calls (streaming)
+    tracked : (first, stop) sub-frames whose path is tracked (default all); the others only serve as
+        history for the correlations and get lag index 0. ``first`` a multiple of ``block``
 
     Returns
     -------
@@ -208,6 +233,10 @@ def estimate_pitch(x: ArrayLike, *, subframe_size: int = SUBFRAME_SIZE, min_peri
     for start in range(0, n_sub, block):
         chunk = energy[start: start + block]
         weight[start: start + block] = chunk.size * chunk / (1e-9 + chunk.sum())
-    path = track_pitch(penalise_octaves(correlation, min_period=min_period), weight, block=block)
+    score = penalise_octaves(correlation, min_period=min_period)
+    tracker = tracker or PitchTracker(score.shape[1], block=block)
+    first, stop = tracked or (0, n_sub)
+    path = np.zeros(n_sub, dtype=np.int64)
+    path[first:stop] = tracker.push(score[first:stop], weight[first:stop])
     rows = np.arange(n_sub)
     return PitchTrack(path + min_period, correlation[rows, path], energy)

@@ -77,3 +77,15 @@ def test_track_of_a_prefix_equals_the_prefix_of_the_track():
     prefix = estimate_pitch(x[: 3 * 640])  # three whole blocks of 8 sub-frames
     np.testing.assert_array_equal(prefix.period, whole.period[:24])
     np.testing.assert_array_equal(prefix.correlation, whole.correlation[:24])
+
+
+def test_tracker_in_block_pieces_equals_one_call():
+    from nsac.dsp.pitch import PitchTracker, track_pitch
+
+    rng = np.random.default_rng(5)
+    score = rng.random((48, 30))
+    weight = rng.random(48)
+    whole = track_pitch(score, weight, block=8)
+    tracker = PitchTracker(30, block=8)
+    pieces = np.concatenate([tracker.push(score[i:i + 16], weight[i:i + 16]) for i in range(0, 48, 16)])
+    np.testing.assert_array_equal(pieces, whole)

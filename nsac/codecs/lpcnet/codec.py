@@ -26,6 +26,7 @@ from nsac.codecs.lpcnet.codebooks import shipped_codebooks
 from nsac.codecs.lpcnet.synthesis import DEFAULT_SEED
 from nsac.codecs.lpcnet.vocoder_stream import DEFAULT_WEIGHTS, FeatureStreamSynthesizer, load_vocoder
 from nsac.dsp.features import FRAME_SIZE, LOOKAHEAD, compute_features
+from nsac.dsp.pitch import PITCH_MAX_PERIOD, PITCH_MIN_PERIOD, SUBFRAME_SIZE, PitchTracker
 from nsac.errors import ParameterError
 from nsac.quant import lpcnet_quantizer as lq
 
@@ -40,10 +41,17 @@ CONCEALMENT_CORRELATION_DECAY = 0.8
 
 
 class PacketFeatureEncoder:
-    """Input frames of 640 samples -> the features of the packet they complete (a bounded analysis)."""
+    """Input frames of 640 samples -> the features of the packet they complete.
+
+    The features equal :func:`~nsac.dsp.features.compute_features` of the whole input delayed by 80 samples
+    (tested): the spectral analysis needs only the window, the pitch search one packet of history, and the
+    pitch path's scores are carried from packet to packet.
+    """
 
     def __init__(self) -> None:
         self._signal = np.zeros(HISTORY_PACKETS * PACKET_SAMPLES + LOOKAHEAD)
+        self._pitch = PitchTracker(PITCH_MAX_PERIOD - PITCH_MIN_PERIOD + 1,
+                                   block=lq.FRAMES_PER_PACKET * FRAME_SIZE // SUBFRAME_SIZE)
 
     def push(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Cepstrum (4, 18), period (4,), correlation (4,) of the packet this frame completes."""
@@ -52,8 +60,10 @@ class PacketFeatureEncoder:
         self._signal = segment[PACKET_SAMPLES:].copy() if HISTORY_PACKETS else segment[-LOOKAHEAD:].copy()
         # segment frame j owns [160 j, 160 j + 160); the packet is frames 4 H .. 4 H + 3, whose windows end
         # exactly at the segment's end
-        features = compute_features(segment[:(HISTORY_PACKETS + 1) * PACKET_SAMPLES + LOOKAHEAD])
-        frames = slice(lq.FRAMES_PER_PACKET * HISTORY_PACKETS, lq.FRAMES_PER_PACKET * (HISTORY_PACKETS + 1))
+        first = lq.FRAMES_PER_PACKET * HISTORY_PACKETS
+        frames = slice(first, first + lq.FRAMES_PER_PACKET)
+        features = compute_features(segment, pitch_tracker=self._pitch,
+                                    pitch_frames=(frames.start, frames.stop))
         return features.cepstrum[frames], features.pitch_period[frames], features.pitch_correlation[frames]
 
 

@@ -139,7 +139,7 @@ def test_shipped_model_codes_real_test_speech_recognisably():
     assert float(np.mean(distances)) < MEL_DISTANCE_MAX, distances
 
 
-GOLDEN_PACKETS_SHA256 = "7e32d7da8d04973745575db1e591b7900fb19deb6df5a006aab6623223d4879c"
+GOLDEN_PACKETS_SHA256 = "983e460d3b797bbec8c16d03092d1dfe64e5fbbcf38136e0d1d5c5b40da3faf5"
 """sha256 of the packets of the example's first 1.5 s: pins the encoder's analysis, alignment and quantizer
 (the bitstream of container version 1; packets do not depend on the vocoder's weights)."""
 
@@ -152,3 +152,18 @@ def test_golden_packets(tiny_weights):
     audio, rate = read(example_path("speech"))
     packets = load_codec("lpcnet").encode(audio[:, : round(1.5 * rate)])
     assert hashlib.sha256(b"".join(packets)).hexdigest() == GOLDEN_PACKETS_SHA256
+
+
+def test_packet_analysis_equals_the_whole_signal_analysis(speech_16k):
+    """The encoder's per-packet features are compute_features of the whole input delayed by 80 samples."""
+    from nsac.codecs.lpcnet.codec import PacketFeatureEncoder
+    from nsac.dsp.features import LOOKAHEAD, compute_features
+
+    x = speech_16k[0, : 640 * 40].astype(np.float64)
+    encoder = PacketFeatureEncoder()
+    parts = [encoder.push(x[i:i + 640]) for i in range(0, x.size, 640)]
+    whole = compute_features(np.concatenate([np.zeros(LOOKAHEAD), x]))
+    n = 4 * (len(parts) - 1)  # the last packet's look-ahead lies past the end of x
+    for i, name in enumerate(("cepstrum", "pitch_period", "pitch_correlation")):
+        streamed = np.concatenate([p[i] for p in parts])[:n]
+        np.testing.assert_allclose(streamed, getattr(whole, name)[:n], atol=1e-9, err_msg=name)
