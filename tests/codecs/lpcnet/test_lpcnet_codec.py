@@ -118,23 +118,26 @@ def test_bad_options_and_foreign_weights_are_refused(tmp_path, monkeypatch):
 # --- the shipped model --------------------------------------------------------------------------------
 N_QUALITY_CLIPS = 3
 QUALITY_CLIP_S = 3.0
-MEL_DISTANCE_MAX = 1.0
-"""Mean log-mel distance of decoded to clean test clips. The shipped weights give about MEASURED; an untrained
-vocoder (random weights of the shipped size) gives UNTRAINED."""
+MEL_DISTANCE_MAX = 18.0
+"""Mean log-mel distance (dB) of decoded to clean test clips. The shipped weights give 9.3 (lpcnet) and 8.9
+(lpcnet-pred) on these clips; a vocoder of the shipped size with untrained weights gives 36.8. The shipped
+model is undertrained (README): this catches a broken model or pipeline, not a small loss of quality."""
 
 needs_shipped = pytest.mark.skipif("lpcnet" not in pretrained.list_pretrained(),
                                    reason="the lpcnet weights are not shipped")
 
 
 @needs_shipped
-def test_shipped_model_codes_real_test_speech_recognisably():
-    codec = load_codec("lpcnet")
+@pytest.mark.parametrize("name", ["lpcnet", "lpcnet-pred"])
+def test_shipped_model_codes_real_test_speech_recognisably(name):
+    codec = load_codec(name)
     distances = []
     for path in speech_test_files(N_QUALITY_CLIPS):
         audio, rate = read(path)
         clip = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=RATE_HZ)
         clip = np.ascontiguousarray(clip[:, : round(QUALITY_CLIP_S * RATE_HZ)], dtype=np.float32)
         decoded = codec.decode(codec.encode(clip), clip.shape[1])
+        assert np.isfinite(decoded).all() and np.abs(decoded).max() <= 1.0
         distances.append(mel_distance(clip[0], decoded[0], sample_rate=RATE_HZ))
     assert float(np.mean(distances)) < MEL_DISTANCE_MAX, distances
 
