@@ -24,6 +24,12 @@ DEFAULT_STFT_RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (2048, 512, 2048
 DEFAULT_MEL_SCALES = ((256, 20), (512, 40), (1024, 80), (2048, 80))
 #: floors that keep logarithms finite on digital silence: magnitude and mel energy
 MAGNITUDE_FLOOR = 1e-7
+LOG_MAGNITUDE_FLOOR = 1e-5
+"""Magnitudes enter the log distance floored here (about -110 dB below a full-scale sine's STFT peak), so
+that digital silence in a target crop does not turn the loss into ``log`` of rounding noise."""
+CONVERGENCE_FLOOR = 1e-3
+"""The spectral convergence's denominator is at least this magnitude per bin (RMS over the spectrogram):
+a near-silent target crop would otherwise divide by almost nothing (a training run diverged so)."""
 MEL_FLOOR = 1e-5
 REDUCTIONS = ("mean", "none")
 #: Slaney's mel scale: linear below BREAK_HZ with LINEAR_HZ_PER_MEL, logarithmic above
@@ -117,9 +123,12 @@ class MultiResolutionSTFTLoss(nn.Module):
         total = y.new_zeros(y.shape[0])
         for i in range(len(self.resolutions)):
             mag_y, mag_x = self._magnitude(y, i), self._magnitude(x, i)
-            convergence = torch.linalg.vector_norm(mag_y - mag_x, dim=(1, 2)) / torch.linalg.vector_norm(
-                mag_x, dim=(1, 2))
-            log_distance = (torch.log(mag_y) - torch.log(mag_x)).abs().mean(dim=(1, 2))
+            floor = CONVERGENCE_FLOOR * math.sqrt(mag_x.shape[1] * mag_x.shape[2])
+            convergence = torch.linalg.vector_norm(mag_y - mag_x, dim=(1, 2)) / torch.clamp(
+                torch.linalg.vector_norm(mag_x, dim=(1, 2)), min=floor)
+            log_y = torch.log(torch.clamp(mag_y, min=LOG_MAGNITUDE_FLOOR))
+            log_x = torch.log(torch.clamp(mag_x, min=LOG_MAGNITUDE_FLOOR))
+            log_distance = (log_y - log_x).abs().mean(dim=(1, 2))
             total = total + convergence + log_distance
         return _reduce(total / len(self.resolutions), reduction)
 

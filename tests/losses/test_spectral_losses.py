@@ -88,3 +88,16 @@ def test_bad_arguments() -> None:
         MultiResolutionSTFTLoss(RESOLUTIONS)(torch.zeros(1, 500), torch.zeros(1, 500), reduction="sum")
     with pytest.raises(ParameterError, match="expected \\(batch, time\\)"):
         MelSpectrogramLoss(sample_rate_hz=RATE_HZ, scales=SCALES)(torch.zeros(500), torch.zeros(500))
+
+
+def test_stft_loss_stays_bounded_on_a_silent_target():
+    """A crop of digital silence must not blow the loss up (a training run diverged on one)."""
+    from nsac.losses.spectral import MultiResolutionSTFTLoss
+
+    torch.manual_seed(0)
+    silent = torch.zeros(2, 1, 8000)
+    quiet_noise = 1e-4 * torch.randn(2, 1, 8000)
+    loss = MultiResolutionSTFTLoss()(quiet_noise, silent)
+    assert torch.isfinite(loss) and float(loss) < 10.0
+    speech_like = 0.1 * torch.randn(2, 1, 8000)
+    assert float(MultiResolutionSTFTLoss()(speech_like, speech_like)) == 0.0
