@@ -3,8 +3,8 @@
 Encoder: per 640-sample input frame, the features of the packet's four 10 ms frames (20 ms windows, 5 ms
 look-ahead: the input is delayed by 80 samples so that the last window of a packet ends with the frame),
 quantized by :mod:`nsac.quant.lpcnet_quantizer` with the shipped codebooks. Features are computed over the
-packet and the one before it (the pitch search reaches 256 samples back), so the encoder is a pure function
-of a bounded window and streaming equals whole-file.
+packet and the one before it (the pitch search reaches 256 samples back) with the pitch path's scores carried
+from packet to packet, so they equal the whole-signal analysis the vocoder was trained on.
 
 Decoder: packet -> features (:func:`nsac.quant.lpcnet_quantizer.decode`, with the previous packet's last
 frame as memory) -> :class:`~nsac.codecs.lpcnet.vocoder_stream.FeatureStreamSynthesizer`. Delay: 80 samples
