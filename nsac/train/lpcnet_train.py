@@ -226,7 +226,7 @@ def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -
     step, elapsed_s = 0, 0.0
     path = out / CHECKPOINT
     if path.exists():
-        state = torch.load(path, map_location=dev, weights_only=False)
+        state = torch.load(path, map_location=dev, weights_only=True)
         if state["settings"] != asdict(settings):
             print(f"note: resuming with settings that differ from the checkpoint's: "
                   f"{ {k: v for k, v in asdict(settings).items() if state['settings'].get(k) != v} }")
@@ -289,7 +289,7 @@ def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -
 
 def is_lpcnet_checkpoint(path: Path) -> bool:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001  # not a torch file at all: the generic loader says so
         return False
     return isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
@@ -303,7 +303,7 @@ def export_checkpoint(checkpoint: Path, name: str, *, data_dir: Path | None = No
 
     checkpoint = Path(checkpoint)
     data_dir = data_dir or checkpoint.parent / DATA_FOLDER
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     settings = TrainSettings(**state["settings"])
     model = LPCNetModel(settings.model_config())
     model.load_state_dict(state["model"])
@@ -339,7 +339,7 @@ def run_recipe(raw: dict, *, data: str | Path | None, out: str | Path | None, ov
 
         prepare(source, cache, seed=settings.seed, log=lambda message: print(message, flush=True))
     start = time.time()
-    state_before = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)["step"] \
+    state_before = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=True)["step"] \
         if (run_dir / CHECKPOINT).exists() else 0
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = train(cache, run_dir, settings, device=device)

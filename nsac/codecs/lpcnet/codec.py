@@ -67,6 +67,28 @@ class PacketFeatureEncoder:
         return features.cepstrum[frames], features.pitch_period[frames], features.pitch_correlation[frames]
 
 
+def concealed_features(last: tuple[np.ndarray, float, float] | None,
+                       n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of ``n_frames`` lost frames after the last decoded one (cepstrum (18,), period, correlation).
+
+    The cepstrum is repeated with c0 lowered by ``CONCEALMENT_C0_STEP`` per frame (not below the 1.6 kb/s
+    quantizer's lowest level), the period kept and the correlation decayed; silence when nothing came yet.
+
+    Returns
+    -------
+    cepstrum (n, 18), period (n,) in samples, correlation (n,)
+    """
+    if last is None:
+        silence = np.zeros(lq.N_BANDS)
+        silence[0] = lq.ENERGY_MIN
+        last = (silence, 100.0, 0.0)
+    cepstrum, period, correlation = last
+    steps = np.arange(1, n_frames + 1)
+    concealed = np.repeat(np.asarray(cepstrum, dtype=np.float64)[None, :], n_frames, axis=0)
+    concealed[:, 0] = np.maximum(concealed[0, 0] - CONCEALMENT_C0_STEP * steps, lq.ENERGY_MIN)
+    return concealed, np.full(n_frames, float(period)), float(correlation) * CONCEALMENT_CORRELATION_DECAY ** steps
+
+
 class _LPCNetStreamEncoder(StreamEncoder):
     def __init__(self) -> None:
         super().__init__(channels=1, frame_size=PACKET_SAMPLES, algorithmic_delay=LOOKAHEAD + DECODER_DELAY)
@@ -91,26 +113,13 @@ class _LPCNetStreamDecoder(StreamDecoder):
 
     def _decode_packet(self, packet: bytes | None) -> np.ndarray:
         if packet is None:
-            cepstrum, period, correlation = self._conceal()
+            cepstrum, period, correlation = concealed_features(self._last, lq.FRAMES_PER_PACKET)
         else:
             decoded = lq.decode([packet], codebooks=self._codebooks, memory=self._memory)
             cepstrum, period, correlation = decoded.cepstrum, decoded.pitch_period, decoded.pitch_correlation
         self._memory = cepstrum[-1]
         self._last = (cepstrum[-1].copy(), float(period[-1]), float(correlation[-1]))
         return self._synthesizer.push(cepstrum, period, correlation)[None, :]
-
-    def _conceal(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n = lq.FRAMES_PER_PACKET
-        if self._last is None:  # nothing received yet: silence features
-            last = np.zeros(lq.N_BANDS)
-            last[0] = lq.ENERGY_MIN
-            self._last = (last, 100.0, 0.0)
-        cepstrum, period, correlation = self._last
-        steps = np.arange(1, n + 1)
-        concealed = np.repeat(cepstrum[None, :], n, axis=0)
-        concealed[:, 0] = np.maximum(cepstrum[0] - CONCEALMENT_C0_STEP * steps, lq.ENERGY_MIN)
-        return (concealed, np.full(n, period),
-                correlation * CONCEALMENT_CORRELATION_DECAY ** steps)
 
 
 class LPCNetCodec(Codec):
@@ -130,21 +139,24 @@ class LPCNetCodec(Codec):
     sample_rates_hz: ClassVar[tuple[int, ...]] = (SAMPLE_RATE_HZ,)
     bitrates_bps: ClassVar[tuple[int, ...]] = (1600,)
     bitrate_range_bps: ClassVar[tuple[int, int]] = (1600, 1600)
+    #: samples and bytes of one packet (a subclass with other packets, `lpcnet-pred`, sets its own)
+    packet_samples: ClassVar[int] = PACKET_SAMPLES
+    fixed_packet_bytes: ClassVar[int] = lq.PACKET_BYTES
 
-    def __init__(self, *, sample_rate: int = SAMPLE_RATE_HZ, bitrate: int = 1600, channels: int = 1,
+    def __init__(self, *, sample_rate: int = SAMPLE_RATE_HZ, bitrate: int | None = None, channels: int = 1,
                  weights: str = DEFAULT_WEIGHTS, seed: int = DEFAULT_SEED) -> None:
         from nsac.pretrained import weights_id
 
         self.sample_rate = self.check_sample_rate(sample_rate)
-        self.bitrate = self.check_bitrate(bitrate)
+        self.bitrate = self.check_bitrate(self.bitrates_bps[0] if bitrate is None else bitrate)
         self.channels = self.check_channels(channels)
-        if not isinstance(seed, int) or not 0 <= seed < 2 ** 64:
-            raise ParameterError(f"lpcnet: seed={seed!r} must be an integer in 0..2^64-1")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 64:
+            raise ParameterError(f"{self.name}: seed={seed!r} must be an integer in 0..2^64-1")
         self.weights, self.seed = weights, seed
         load_vocoder(weights)  # fail now, with a WeightsError, rather than at the first packet
         self.weights_sha256_prefix = weights_id(weights)
-        self.frame_size = PACKET_SAMPLES
-        self.packet_bytes = lq.PACKET_BYTES
+        self.frame_size = self.packet_samples
+        self.packet_bytes = self.fixed_packet_bytes
         self.algorithmic_delay = LOOKAHEAD + DECODER_DELAY
 
     @classmethod
@@ -180,4 +192,4 @@ def vocoder_complexity(vocoder: Any) -> dict[str, float]:
     return {"macs_per_second": float(per_sample * SAMPLE_RATE_HZ + frame_rate * 100), "parameters": params}
 
 
-__all__ = ["LPCNetCodec", "PacketFeatureEncoder", "vocoder_complexity"]
+__all__ = ["LPCNetCodec", "PacketFeatureEncoder", "concealed_features", "vocoder_complexity"]

@@ -29,23 +29,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
+from nsac.codecs.base import StreamDecoder, StreamEncoder
 from nsac.codecs.lpcnet.codebooks import shipped_codebooks
 from nsac.codecs.lpcnet.codec import (
-    CONCEALMENT_C0_STEP,
-    CONCEALMENT_CORRELATION_DECAY,
     DECODER_DELAY,
     PACKET_SAMPLES,
     SAMPLE_RATE_HZ,
+    LPCNetCodec,
     PacketFeatureEncoder,
+    concealed_features,
     vocoder_complexity,
 )
-from nsac.codecs.lpcnet.synthesis import DEFAULT_SEED
-from nsac.codecs.lpcnet.vocoder_stream import DEFAULT_WEIGHTS, FeatureStreamSynthesizer, load_vocoder
+from nsac.codecs.lpcnet.vocoder_stream import FeatureStreamSynthesizer, load_vocoder
 from nsac.dsp.features import LOOKAHEAD
-from nsac.errors import ParameterError
 from nsac.quant import lpcnet_pred_quantizer as pq
-from nsac.quant import lpcnet_quantizer as lq
 from nsac.quant.vq import load_codebooks
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -63,28 +60,6 @@ def shipped_tables() -> pq.PredictiveTables:
     """The tables that ship with nsac (read once per process; raises WeightsError if tampered with)."""
     tensors, _ = load_codebooks(TABLES_FILE, sha256=TABLES_SHA256)
     return pq.PredictiveTables.from_tensors(tensors, base=shipped_codebooks(), sha256=TABLES_SHA256)
-
-
-def concealed_features(last: tuple[np.ndarray, float, float] | None,
-                       n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Features of ``n_frames`` lost frames after the last decoded one (cepstrum (18,), period, correlation).
-
-    The cepstrum is repeated with c0 lowered by ``CONCEALMENT_C0_STEP`` per frame (not below the 1.6 kb/s
-    quantizer's lowest level), the period kept and the correlation decayed; silence when nothing came yet.
-
-    Returns
-    -------
-    cepstrum (n, 18), period (n,) in samples, correlation (n,)
-    """
-    if last is None:
-        silence = np.zeros(lq.N_BANDS)
-        silence[0] = lq.ENERGY_MIN
-        last = (silence, 100.0, 0.0)
-    cepstrum, period, correlation = last
-    steps = np.arange(1, n_frames + 1)
-    concealed = np.repeat(np.asarray(cepstrum, dtype=np.float64)[None, :], n_frames, axis=0)
-    concealed[:, 0] = np.maximum(concealed[0, 0] - CONCEALMENT_C0_STEP * steps, lq.ENERGY_MIN)
-    return concealed, np.full(n_frames, float(period)), float(correlation) * CONCEALMENT_CORRELATION_DECAY ** steps
 
 
 def predictor_features_after_loss(last: tuple[np.ndarray, float, float] | None,
@@ -138,7 +113,7 @@ class _PredStreamDecoder(StreamDecoder):
         return self._synthesizer.push(cepstrum, period, correlation)[None, :]
 
 
-class LPCNetPredCodec(Codec):
+class LPCNetPredCodec(LPCNetCodec):
     """LPCNet with feature-predictive coding at 1467 b/s: 16 kHz mono speech, 22-byte packets every 120 ms.
 
     Parameters
@@ -151,45 +126,20 @@ class LPCNetPredCodec(Codec):
     """
 
     name: ClassVar[str] = "lpcnet-pred"
-    kind: ClassVar[str] = "neural"
-    sample_rates_hz: ClassVar[tuple[int, ...]] = (SAMPLE_RATE_HZ,)
     bitrates_bps: ClassVar[tuple[int, ...]] = (BITRATE_BPS,)
     bitrate_range_bps: ClassVar[tuple[int, int]] = (BITRATE_BPS, BITRATE_BPS)
+    packet_samples: ClassVar[int] = SUPERPACKET_SAMPLES
+    fixed_packet_bytes: ClassVar[int] = pq.SUPERPACKET_BYTES
 
-    def __init__(self, *, sample_rate: int = SAMPLE_RATE_HZ, bitrate: int = BITRATE_BPS, channels: int = 1,
-                 weights: str = DEFAULT_WEIGHTS, seed: int = DEFAULT_SEED) -> None:
-        from nsac.pretrained import weights_id
-
-        self.sample_rate = self.check_sample_rate(sample_rate)
-        self.bitrate = self.check_bitrate(bitrate)
-        self.channels = self.check_channels(channels)
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 64:
-            raise ParameterError(f"lpcnet-pred: seed={seed!r} must be an integer in 0..2^64-1")
-        self.weights, self.seed = weights, seed
-        load_vocoder(weights)  # fail now, with a WeightsError, rather than at the first packet
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._tables = shipped_tables()
-        self.weights_sha256_prefix = weights_id(weights)
-        self.frame_size = SUPERPACKET_SAMPLES
-        self.packet_bytes = pq.SUPERPACKET_BYTES
-        self.algorithmic_delay = LOOKAHEAD + DECODER_DELAY
-
-    @classmethod
-    def availability(cls) -> tuple[bool, str]:
-        from nsac.pretrained import list_pretrained
-
-        if DEFAULT_WEIGHTS not in list_pretrained():
-            return False, f"the {DEFAULT_WEIGHTS!r} weights are not in nsac/pretrained (reinstall nsac)"
-        return True, ""
 
     def stream_encoder(self) -> StreamEncoder:
         return _PredStreamEncoder(self._tables)
 
     def stream_decoder(self) -> StreamDecoder:
         return _PredStreamDecoder(self._tables, self.weights, self.seed)
-
-    def config(self) -> dict[str, Any]:
-        return {"sample_rate": self.sample_rate, "bitrate": self.bitrate, "channels": self.channels,
-                "weights": self.weights, "seed": self.seed}
 
     def complexity(self) -> dict[str, float]:
         """The vocoder's MACs and parameters plus the predictor's (one GRU step per 40 ms)."""
@@ -203,4 +153,4 @@ class LPCNetPredCodec(Codec):
                 "parameters": vocoder["parameters"] + parameters}
 
 
-__all__ = ["LPCNetPredCodec", "concealed_features", "predictor_features_after_loss", "shipped_tables"]
+__all__ = ["LPCNetPredCodec", "predictor_features_after_loss", "shipped_tables"]

@@ -84,6 +84,17 @@ def _sigmoid(x):
 
 
 @numba.njit(cache=True, fastmath=True)
+def _gru_update(h, gates, recurrent):
+    """One GRU step in place (torch's gate order r, z, n): ``gates`` = input part, ``recurrent`` = W_hh h + b."""
+    units = h.shape[0]
+    for j in range(units):
+        r = _sigmoid(gates[j] + recurrent[j])
+        z = _sigmoid(gates[units + j] + recurrent[units + j])
+        n = np.tanh(gates[2 * units + j] + r * recurrent[2 * units + j])
+        h[j] = (1.0 - z) * n + z * h[j]
+
+
+@numba.njit(cache=True, fastmath=True)
 def _synthesize_frame(out, a, cond_a, cond_b, power, floor, h_a, h_b, history, codes, rng,
                       table_s, table_p, table_e, w_hh_a, b_hh_a, w_b_a, w_hh_b, b_hh_b, dual_w, dual_b,
                       dual_factor, logits_out):
@@ -112,11 +123,7 @@ def _synthesize_frame(out, a, cond_a, cond_b, power, floor, h_a, h_b, history, c
             for k in range(units_a):
                 acc += w_hh_a[j, k] * h_a[k]
             rec_a[j] = acc
-        for j in range(units_a):
-            r = _sigmoid(gates_a[j] + rec_a[j])
-            z = _sigmoid(gates_a[units_a + j] + rec_a[units_a + j])
-            n = np.tanh(gates_a[2 * units_a + j] + r * rec_a[2 * units_a + j])
-            h_a[j] = (1.0 - z) * n + z * h_a[j]
+        _gru_update(h_a, gates_a, rec_a)
         for j in range(3 * units_b):
             acc = cond_b[j]
             for k in range(units_a):
@@ -126,11 +133,7 @@ def _synthesize_frame(out, a, cond_a, cond_b, power, floor, h_a, h_b, history, c
             for k in range(units_b):
                 acc += w_hh_b[j, k] * h_b[k]
             rec_b[j] = acc
-        for j in range(units_b):
-            r = _sigmoid(gates_b[j] + rec_b[j])
-            z = _sigmoid(gates_b[units_b + j] + rec_b[units_b + j])
-            n = np.tanh(gates_b[2 * units_b + j] + r * rec_b[2 * units_b + j])
-            h_b[j] = (1.0 - z) * n + z * h_b[j]
+        _gru_update(h_b, gates_b, rec_b)
         top = -1e30
         for j in range(levels):
             y = 0.0
