@@ -1,10 +1,11 @@
 """Recipes: YAML files that override a base, `--set key=value` on top, checked into frozen dataclasses.
 
 A recipe is `nsac/train/recipes/NAME.yaml` or any YAML file. It names the recipe it builds on with
-`inherit:` (default `base`); mappings merge key by key, anything else replaces. `--set` keys are
-`section.field` (`train.max_steps=20`) or a bare field where only one section has it (`max_steps=20`);
-values are YAML (`kinds=[mpd,msstft]`, `loudness_lufs=null`). Unknown keys and bad values raise
-ParameterError naming what is valid.
+`inherit:` (default `base`); mappings merge key by key, anything else replaces, and a `model:` section
+naming another model than its parent's starts afresh (the parent's hyperparameters belong to its model).
+`--set` keys are `section.field` (`train.max_steps=20`) or a bare field where only one section has it
+(`max_steps=20`); values are YAML (`kinds=[mpd,msstft]`, `loudness_lufs=null`). Unknown keys and bad values
+raise ParameterError naming what is valid.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def raw_recipe(name: str) -> dict[str, Any]:
         current, folder = parent, path.parent
     merged: dict[str, Any] = {}
     for data in reversed(chain):
+        model = data.get("model")
+        inherited_name = (merged.get("model") or {}).get("name")
+        if isinstance(model, Mapping) and model.get("name", inherited_name) != inherited_name:
+            # another model family: the parent's hyperparameters are not its fields, so they are dropped
+            merged = {**merged, "model": {}}
         merged = merge(merged, data)
     merged["name"] = Path(name).stem
     return merged

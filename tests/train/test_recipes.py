@@ -137,3 +137,12 @@ def test_differences_name_changed_keys() -> None:
 def test_hyperparameters_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().max_steps = 3  # type: ignore[misc]
+
+
+def test_a_child_naming_another_model_drops_the_parents_hyperparameters(tmp_path: Path) -> None:
+    (tmp_path / "child.yaml").write_text("inherit: postfilter-opus-6k\nmodel:\n  name: smoke\n")
+    recipe = load_recipe(str(tmp_path / "child.yaml"))
+    assert recipe.model.name == "smoke" and recipe.degrade.codec == "opus"
+    (tmp_path / "same.yaml").write_text("inherit: postfilter-opus-6k\nmodel:\n  channels: 8\n")
+    same = load_recipe(str(tmp_path / "same.yaml"))
+    assert same.model.config.channels == 8 and same.model.config.gru_layers == 2  # same model: merged
