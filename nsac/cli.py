@@ -166,9 +166,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from nsac.train.export import export_checkpoint
 
-    path = export_checkpoint(args.checkpoint, args.name, directory=args.pretrained_dir,
-                             use_ema=not args.no_ema)
+    path = export_checkpoint(args.checkpoint, args.name, directory=args.pretrained_dir, use_ema=not args.no_ema,
+                             model_overrides=args.set or (), calibration=args.calibration)
     print(f"nsac export: {path} and {path.with_suffix('.json').name}, registered with their sha256")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nsac.eval.paired import changes_markdown, paired_changes
+
+    changes = paired_changes(args.results, base=args.base, test=args.test, columns=args.metric)
+    print(f"{args.test} against {args.base}, file by file ({args.results})\n")
+    print(changes_markdown(changes))
     return 0
 
 
@@ -241,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="weights name, e.g. postfilter-opus-6k")
     p.add_argument("--pretrained-dir", help="where to write (default: $NSAC_PRETRAINED_DIR, nsac/pretrained)")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights even if the run kept an EMA")
+    p.add_argument("--set", action="append", metavar="model.KEY=VALUE",
+                   help="change an inference setting of the model, e.g. --set model.high_band_gain_db=-18")
+    p.add_argument("--calibration", help="how the --set values were chosen, recorded in NAME.json")
     p.set_defaults(func=cmd_export)
 
     from nsac.eval.bench_cli import add_bench_arguments, run_bench_from_args
@@ -248,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="code a data set with several codecs; write results, summaries and report.html")
     add_bench_arguments(p)
     p.set_defaults(func=run_bench_from_args)
+
+    p = sub.add_parser("compare", help="compare two conditions of a bench file by file: mean change, worst file")
+    p.add_argument("results", help="a bench's results.csv, e.g. runs/postfilter-bench/results.csv")
+    p.add_argument("--base", required=True, help="the reference condition, e.g. opus@6000")
+    p.add_argument("--test", required=True, help="the condition compared with it, e.g. opus@6000+enhance")
+    p.add_argument("--metric", action="append", help="a score column (repeatable; default: all scored)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="code the shipped example with several codecs and print what it cost")
     p.add_argument("--data", help="an audio file to use instead of the shipped example")

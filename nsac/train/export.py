@@ -4,35 +4,47 @@ NAME.json records what rebuilds the model without the checkpoint: the model fami
 the sample rate, the task (and the codec a post-filter follows), and where the weights came from (recipe,
 step, git revision, nsac version). Before anything is written the weights are loaded strictly into a freshly
 built model, so an export that would not load is refused.
+
+`model_overrides` ("model.KEY=VALUE", as `nsac train --set`) change inference-only hyperparameters of the
+model section, for example a post-filter's ``high_band_gain_db`` calibrated on validation clips;
+`calibration` says in NAME.json how they were chosen.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from nsac.errors import WeightsError
+from nsac.errors import ParameterError, WeightsError
 from nsac.pretrained import check_name, load_config, load_into, register
 from nsac.train import checkpoint as ckpt
 from nsac.train.models import build_model, model_class
-from nsac.train.recipes import build_dataclass, recipe_from_dict
+from nsac.train.recipes import apply_overrides, build_dataclass, recipe_from_dict
 
 PRETRAINED_FORMAT = "nsac-pretrained"
 PRETRAINED_VERSION = 1
 
 
 def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Path | None = None,
-                      use_ema: bool = True) -> Path:
+                      use_ema: bool = True, model_overrides: Sequence[str] = (),
+                      calibration: str | None = None) -> Path:
     """Write NAME.safetensors and NAME.json for `checkpoint` and register them; returns the weights' path."""
     check_name(name)
     from nsac.train import lpcnet_train
 
     if lpcnet_train.is_lpcnet_checkpoint(Path(checkpoint)):
+        if model_overrides or calibration:
+            raise ParameterError("an LPCNet checkpoint exports as trained; --set and --calibration do not apply")
         return lpcnet_train.export_checkpoint(Path(checkpoint), name, directory=directory)
     state = ckpt.load(Path(checkpoint))
-    recipe = recipe_from_dict(state["config"])
+    for text in model_overrides:
+        if not text.startswith("model."):
+            raise ParameterError(f"export override {text!r}: only model.KEY=VALUE settings can change at export")
+    recipe_dict = apply_overrides(state["config"], model_overrides)
+    recipe = recipe_from_dict(recipe_dict)  # checks the overrides against the model's config
     ema = use_ema and state.get("ema") is not None
     weights = state["ema"] if ema else state["model"]
     model = build_model(recipe.model.name, recipe.model.config, sample_rate_hz=recipe.data.sample_rate_hz)
@@ -43,10 +55,12 @@ def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Pat
                            f"({' '.join(str(exc).split())[:200]})") from None
     config: dict[str, Any] = {
         "format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION, "name": name,
-        "model": state["config"]["model"], "sample_rate_hz": recipe.data.sample_rate_hz, "task": recipe.task,
+        "model": recipe_dict["model"], "sample_rate_hz": recipe.data.sample_rate_hz, "task": recipe.task,
         "recipe": recipe.name, "step": int(state["step"]), "ema": ema,
         "git_revision": state["git_revision"], "nsac_version": state["nsac_version"],
     }
+    if calibration:
+        config["calibration"] = calibration
     if recipe.task == "postfilter":
         config["degrade"] = {"codec": recipe.degrade.codec, "bitrates_bps": list(recipe.degrade.bitrates_bps),
                              "options": dict(recipe.degrade.options)}

@@ -78,3 +78,23 @@ def test_export_refuses_what_is_no_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="not a readable nsac training checkpoint"):
         export_checkpoint(tmp_path / "x.pt", "x", directory=tmp_path)
+
+
+def test_export_overrides_an_inference_setting_and_records_why(smoke_run: tuple[Path, TrainResult],
+                                                               tmp_path: Path) -> None:
+    export_checkpoint(smoke_run[1].checkpoint, "smoke-cal", directory=tmp_path,
+                      model_overrides=["model.levels=8"], calibration="levels=8 chosen on validation clips")
+    config = pretrained.load_config("smoke-cal", directory=tmp_path)
+    assert config["model"]["levels"] == 8 and config["calibration"] == "levels=8 chosen on validation clips"
+    assert load_exported("smoke-cal", directory=tmp_path).config.levels == 8
+
+
+def test_export_overrides_are_checked(smoke_run: tuple[Path, TrainResult], tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match="only model.KEY=VALUE"):
+        export_checkpoint(smoke_run[1].checkpoint, "x", directory=tmp_path, model_overrides=["optim.lr=1"])
+    with pytest.raises(ParameterError, match="no_such_key"):
+        export_checkpoint(smoke_run[1].checkpoint, "x", directory=tmp_path,
+                          model_overrides=["model.no_such_key=1"])
+    with pytest.raises(WeightsError, match="do not fit"):  # a size change cannot take the trained weights
+        export_checkpoint(smoke_run[1].checkpoint, "x", directory=tmp_path, model_overrides=["model.channels=9"])
+    assert not (tmp_path / "x.json").exists()
