@@ -1,0 +1,76 @@
+"""Choose a post-filter's regenerated-band gain on validation speakers, never on the test split.
+
+The STFT enhancer regenerates the band above ``shift_bins`` from a translated copy; how loud to leave that
+guess is an inference setting (``model.high_band_gain_db``) that the export records. This script codes the
+first CLIPS files of the run's own validation speakers (the same speaker split as training: the recipe's
+data path, valid_fraction and seed) with the run's legacy codec, enhances them at each candidate gain, and
+prints PESQ-WB, ViSQOL and DNSMOS OVRL means, so the choice can be repeated::
+
+    python scripts/postfilter_calibrate.py runs/postfilter-codec2-3200/checkpoints/last.pt --gains 0 -12 -18 -24
+
+then ``nsac export CHECKPOINT --name NAME --set model.high_band_gain_db=G --calibration "..."``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METRICS = ("pesq_wb", "visqol_speech", "dnsmos")
+COLUMNS = ("pesq_wb", "visqol_speech", "dnsmos_ovrl")
+
+
+def main() -> None:
+    from nsac.eval.metrics import evaluate
+    from nsac.train import checkpoint as ckpt
+    from nsac.train.data import load_corpus, speaker_split
+    from nsac.train.degrade import Degradation, degrade_audio, read_mono
+    from nsac.train.export import export_checkpoint, load_exported
+    from nsac.train.recipes import recipe_from_dict
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--gains", type=float, nargs="+", default=[0.0, -12.0, -18.0, -24.0])
+    parser.add_argument("--clips", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    recipe = recipe_from_dict(ckpt.load(args.checkpoint)["config"])
+    rate = recipe.data.sample_rate_hz
+    _, valid = speaker_split(load_corpus(recipe.data.path, split=recipe.data.split or None),
+                             valid_fraction=recipe.data.valid_fraction, seed=recipe.seed)
+    degradation = Degradation(recipe.degrade.codec, recipe.degrade.bitrates_bps[0], recipe.degrade.options)
+    pairs = []
+    for item in valid[: args.clips]:
+        clean, file_rate = read_mono(item.path)
+        if file_rate != rate:
+            raise SystemExit(f"{item.path} is at {file_rate} Hz; the run trained at {rate} Hz")
+        pairs.append((clean, degrade_audio(clean, rate, degradation)))
+    print(f"{args.checkpoint}: {len(pairs)} validation clips, {degradation.codec} at {degradation.bitrate_bps} "
+          f"bit/s")
+    print("| condition | " + " | ".join(COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+
+    def report(label: str, outputs: list[np.ndarray]) -> None:
+        scores = [evaluate(clean, out, sample_rate=rate, metrics=METRICS) for (clean, _), out in zip(pairs, outputs)]
+        means = [np.nanmean([s[c] for s in scores]) for c in COLUMNS]
+        print(f"| {label} | " + " | ".join(f"{m:.3f}" for m in means) + " |", flush=True)
+
+    report("decoded", [decoded for _, decoded in pairs])
+    with tempfile.TemporaryDirectory() as folder:
+        for gain in args.gains:
+            export_checkpoint(args.checkpoint, "calibration", directory=folder,
+                              model_overrides=[f"model.high_band_gain_db={gain}"])
+            model = load_exported("calibration", directory=folder)
+            with torch.inference_mode():
+                outputs = [np.clip(model(torch.from_numpy(d)[None, None])[0, 0].numpy(), -1, 1) for _, d in pairs]
+            report(f"enhanced, high band {gain:+.0f} dB", outputs)
+
+
+if __name__ == "__main__":
+    main()
