@@ -137,10 +137,14 @@ class EnhancedCodec(Codec):
 @functools.lru_cache(maxsize=8)
 def enhancer_complexity(name: str) -> dict[str, float]:
     """MACs per second of audio (torch's flop counter, plus the GRUs it does not see) and parameters."""
+    return count_complexity(load_enhancer(name))
+
+
+def count_complexity(enhancer: Any) -> dict[str, float]:
+    """MACs per second and parameters of a built enhancer (in eval mode), counted as for shipped ones."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    enhancer = load_enhancer(name)
     x = torch.zeros(1, 1, round(_COUNT_SECONDS * enhancer.sample_rate_hz))
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         enhancer(x)
