@@ -19,6 +19,8 @@ from nsac.errors import ParameterError
 _MODELS: dict[str, str] = {
     "smoke": "nsac.train.smoke_model:SmokeAutoencoder",
     "stft-enhancer": "nsac.codecs.postfilter.model:StftEnhancer",
+    "subband-gan": "nsac.codecs.postfilter.subband:SubbandGanEnhancer",
+    "mdct-lstm": "nsac.codecs.postfilter.mdct_lstm:MdctLstmEnhancer",
     "time-cnn": "nsac.codecs.postfilter.time_cnn:TimeCnnEnhancer",
     "cepstral-cnn": "nsac.codecs.postfilter.cepstral_cnn:CepstralCnnEnhancer",
     "dcae": "nsac.codecs.postfilter.dcae:DcaeEnhancer",

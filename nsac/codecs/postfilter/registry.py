@@ -22,6 +22,8 @@ DEFAULT_ENHANCERS: dict[tuple[str, int], str] = {
 #: model name in an enhancer's config -> "module:Class" (nsac.train registers the same classes for training)
 MODEL_CLASSES: dict[str, str] = {
     "stft-enhancer": "nsac.codecs.postfilter.model:StftEnhancer",
+    "subband-gan": "nsac.codecs.postfilter.subband:SubbandGanEnhancer",
+    "mdct-lstm": "nsac.codecs.postfilter.mdct_lstm:MdctLstmEnhancer",
     "time-cnn": "nsac.codecs.postfilter.time_cnn:TimeCnnEnhancer",
     "cepstral-cnn": "nsac.codecs.postfilter.cepstral_cnn:CepstralCnnEnhancer",
     "dcae": "nsac.codecs.postfilter.dcae:DcaeEnhancer",
