@@ -15,6 +15,7 @@ The noise is a function of (seed, sample position) only: a 32-bit integer hash o
 standard normal sample by Box-Muller. So streaming in any chunks gives the samples of the whole-signal call,
 and decoding is deterministic. In training mode every example draws its seed from torch's generator (the
 trainer seeds it), so the generator sees fresh noise each step; in eval mode the seed is `noise_seed`.
+Streaming is for eval mode (decoding): in training mode every chunk would draw new seeds.
 """
 
 from __future__ import annotations

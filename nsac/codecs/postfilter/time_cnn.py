@@ -13,7 +13,7 @@ Frame j of the strided convolution ends on input sample j * S, and the transpose
 samples j * S ... j * S + 2S - 1, so output sample n uses inputs up to n and no further: zero look-ahead,
 no added delay (`delay_samples` = 0). The synthesis layer starts at zero, so an untrained model returns its
 input. Streaming computes a frame as soon as its last sample is in; the correction then runs ahead of the
-input by up to 2S - 1 samples, and `stream` keeps that surplus for the next chunk, so every chunk comes back
+input by up to S - 1 samples, and `stream` keeps that surplus for the next chunk, so every chunk comes back
 whole (`hop_samples` = 1: any packet size works).
 """
 
