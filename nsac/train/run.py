@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nsac.train.config import Recipe
 from nsac.train.recipes import apply_overrides, raw_recipe, recipe_from_dict, recipe_to_dict
+from nsac.train.synth_music import SYNTHETIC_MUSIC
 from nsac.train.trainer import Trainer, TrainResult
 
 #: run folders go here unless --out says otherwise
@@ -14,14 +15,21 @@ DEFAULT_RUNS_DIR = Path("runs")
 RECIPE_FILE = "recipe.yaml"
 
 
+def _resolve_data_path(path: str | Path) -> str:
+    """A folder or manifest as an absolute path; a generated corpus's name (SYNTHETIC_MUSIC) as it is."""
+    if str(path) == SYNTHETIC_MUSIC:
+        return SYNTHETIC_MUSIC
+    return str(Path(path).expanduser().resolve())
+
+
 def resolve(recipe: str, *, data: str | Path | None = None, overrides: Sequence[str] = ()) -> Recipe:
     """The recipe `recipe` with `overrides` applied and, when given, its data path replaced by `data`."""
     raw = apply_overrides(raw_recipe(recipe), overrides)
     if data is not None:
         raw.setdefault("data", {})
-        raw["data"] = {**raw["data"], "path": str(Path(data).resolve())}
+        raw["data"] = {**raw["data"], "path": _resolve_data_path(data)}
     elif (raw.get("data") or {}).get("path"):
-        raw["data"] = {**raw["data"], "path": str(Path(raw["data"]["path"]).expanduser().resolve())}
+        raw["data"] = {**raw["data"], "path": _resolve_data_path(raw["data"]["path"])}
     return recipe_from_dict(raw)
 
 

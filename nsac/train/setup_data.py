@@ -14,6 +14,7 @@ from nsac.train.data import AudioItem, load_corpus, speaker_split
 from nsac.train.dataset import CropDataset, DegradedPaths, StepBatchSampler, make_loader, validation_clips
 from nsac.train.ddp import Distributed, threads_per_process
 from nsac.train.degrade import Degradation, DegradationCache
+from nsac.train.synth_music import SYNTHETIC_MUSIC, ensure_synthetic_music
 
 #: validation clips shorter than this are skipped (the metrics need at least 250 ms)
 MIN_VALID_CLIP_S = 0.5
@@ -44,9 +45,18 @@ def degradations(recipe: Recipe) -> list[Degradation]:
 
 
 def prepare_data(recipe: Recipe, context: Distributed) -> TrainingData:
-    """Scan the corpus, split it by speaker and, for post-filters, code every file once (cached)."""
+    """Scan the corpus, split it by speaker and, for post-filters, code every file once (cached).
+
+    data.path `synthetic-music` (nsac.train.synth_music) is the procedural music corpus, written once.
+    """
     data = recipe.data
-    items = load_corpus(data.path, split=data.split)
+    source = data.path
+    if source == SYNTHETIC_MUSIC:  # generated once into a cache folder; other processes wait for it
+        if context.local_rank == 0:
+            ensure_synthetic_music(progress=context.is_main and recipe.train.progress)
+        context.barrier()
+        source = str(ensure_synthetic_music())
+    items = load_corpus(source, split=data.split)
     train, valid = speaker_split(items, valid_fraction=data.valid_fraction, seed=recipe.seed)
     if not train:
         raise AudioError(f"{data.path}: no training files are left after holding out validation speakers")
