@@ -34,7 +34,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--gains", type=float, nargs="+", default=[0.0, -12.0, -18.0, -24.0])
+    parser.add_argument("--gains", type=float, nargs="*", default=[0.0, -12.0, -18.0, -24.0],
+                        help="candidate high-band gains in dB (none: score the model as trained, any model)")
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -63,13 +64,13 @@ def main() -> None:
 
     report("decoded", [decoded for _, decoded in pairs])
     with tempfile.TemporaryDirectory() as folder:
-        for gain in args.gains:
-            export_checkpoint(args.checkpoint, "calibration", directory=folder,
-                              model_overrides=[f"model.high_band_gain_db={gain}"])
+        for gain in args.gains or [None]:
+            overrides = [] if gain is None else [f"model.high_band_gain_db={gain}"]
+            export_checkpoint(args.checkpoint, "calibration", directory=folder, model_overrides=overrides)
             model = load_exported("calibration", directory=folder)
             with torch.inference_mode():
                 outputs = [np.clip(model(torch.from_numpy(d)[None, None])[0, 0].numpy(), -1, 1) for _, d in pairs]
-            report(f"enhanced, high band {gain:+.0f} dB", outputs)
+            report("enhanced" if gain is None else f"enhanced, high band {gain:+.0f} dB", outputs)
 
 
 if __name__ == "__main__":
