@@ -15,6 +15,9 @@ from nsac.errors import ParameterError
 TASKS = ("autoencoder", "postfilter")
 DISCRIMINATORS = ("mpd", "msstft")
 ADVERSARIAL_KINDS = ("hinge", "lsgan")
+PRIORITY_DOMAINS = ("magnitude", "db")  # nsac.losses.psychoacoustic.PriorityWeightingLoss(domain=...)
+NOISE_MODULATION_REDUCTIONS = ("band", "bin")  # NoiseModulationLoss(reduce=...)
+PSYCHOACOUSTIC_LEVELS = ("full_scale", "frame_peak")  # the psychoacoustic model's calibration
 SCHEDULES = ("constant", "cosine", "exponential")
 LR_SCALINGS = ("none", "linear", "sqrt")
 DEVICES = ("auto", "cpu", "cuda")
@@ -142,13 +145,32 @@ class LossConfig:
     feature_weight: float = 2.0  # feature matching
     feature_relative: bool = False  # divide by the real activations' magnitude (EnCodec)
     disc_start_step: int = 0  # adversarial training begins at this step
+    # psychoacoustic terms (Zhen et al. 2020; nsac.losses.psychoacoustic), from model 1 on the reference
+    priority_weight: float = 0.0  # priority weighting: spectral error weighted by the signal-to-mask ratio
+    priority_domain: str = "magnitude"  # magnitude (the paper) or db (the authors' code)
+    noise_modulation_weight: float = 0.0  # noise modulation: worst band's noise-to-mask excess per frame
+    noise_modulation_reduce: str = "band"  # max over critical bands (the paper) or FFT bins (authors' code)
+    psychoacoustic_level: str = "full_scale"  # full_scale: a full-scale sine is 96 dB SPL; frame_peak
+    psychoacoustic_hop_samples: int = 0  # hop of both terms' 512-sample frames; 0: 256 (half a frame)
 
     def __post_init__(self) -> None:
         require(self.adversarial in ADVERSARIAL_KINDS,
                 f"loss.adversarial={self.adversarial!r}; use one of {', '.join(ADVERSARIAL_KINDS)}")
-        for name in ("l1_weight", "stft_weight", "mel_weight", "adversarial_weight", "feature_weight"):
+        for name in ("l1_weight", "stft_weight", "mel_weight", "adversarial_weight", "feature_weight",
+                     "priority_weight", "noise_modulation_weight"):
             require(getattr(self, name) >= 0, f"loss.{name}={getattr(self, name)} must be >= 0")
         require(self.disc_start_step >= 0, f"loss.disc_start_step={self.disc_start_step} must be >= 0")
+        require(self.priority_domain in PRIORITY_DOMAINS,
+                f"loss.priority_domain={self.priority_domain!r}; use one of {', '.join(PRIORITY_DOMAINS)}")
+        require(self.noise_modulation_reduce in NOISE_MODULATION_REDUCTIONS,
+                f"loss.noise_modulation_reduce={self.noise_modulation_reduce!r}; use one of "
+                f"{', '.join(NOISE_MODULATION_REDUCTIONS)}")
+        require(self.psychoacoustic_level in PSYCHOACOUSTIC_LEVELS,
+                f"loss.psychoacoustic_level={self.psychoacoustic_level!r}; use one of "
+                f"{', '.join(PSYCHOACOUSTIC_LEVELS)}")
+        require(self.psychoacoustic_hop_samples >= 0,
+                f"loss.psychoacoustic_hop_samples={self.psychoacoustic_hop_samples} must be >= 0 "
+                "(0: half the 512-sample frame)")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nsac.losses.adversarial import discriminator_loss, feature_matching_loss, generator_loss
+from nsac.losses.psychoacoustic import NoiseModulationLoss, PriorityWeightingLoss
 from nsac.losses.spectral import MelSpectrogramLoss, MultiResolutionSTFTLoss
 from nsac.nn.discriminators import (
     CombinedDiscriminator,
@@ -50,6 +51,14 @@ class Objective(nn.Module):
         self.stft = MultiResolutionSTFTLoss(config.stft_resolutions) if config.stft_weight > 0 else None
         self.mel = (MelSpectrogramLoss(sample_rate_hz=sample_rate_hz, scales=config.mel_scales)
                     if config.mel_weight > 0 else None)
+        hop = config.psychoacoustic_hop_samples or None  # None: the losses' default, half a frame
+        self.priority = (PriorityWeightingLoss(sample_rate=sample_rate_hz, hop=hop, domain=config.priority_domain,
+                                               level=config.psychoacoustic_level)
+                         if config.priority_weight > 0 else None)
+        self.noise_modulation = (NoiseModulationLoss(sample_rate=sample_rate_hz, hop=hop,
+                                                     reduce=config.noise_modulation_reduce,
+                                                     level=config.psychoacoustic_level)
+                                 if config.noise_modulation_weight > 0 else None)
 
     def reconstruction(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.config
@@ -64,6 +73,13 @@ class Objective(nn.Module):
         if self.mel is not None:
             terms["mel"] = self.mel(output, target)
             total = total + c.mel_weight * terms["mel"]
+        # the psychoacoustic terms take (reference, estimate); their masks come from the detached target
+        if self.priority is not None:
+            terms["priority_weighting"] = self.priority(target, output)
+            total = total + c.priority_weight * terms["priority_weighting"]
+        if self.noise_modulation is not None:
+            terms["noise_modulation"] = self.noise_modulation(target, output)
+            total = total + c.noise_modulation_weight * terms["noise_modulation"]
         terms["total"] = total
         return terms
 
