@@ -8,6 +8,9 @@ built model, so an export that would not load is refused.
 `model_overrides` ("model.KEY=VALUE", as `nsac train --set`) change inference-only hyperparameters of the
 model section, for example a post-filter's ``high_band_gain_db`` calibrated on validation clips;
 `calibration` says in NAME.json how they were chosen.
+
+Models that range-code with learned code frequencies (the soft-to-hard autoencoder) have them counted again
+with the exported weights on training audio (`nsac.train.code_counts`); NAME.json's `code_counts` says how.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch import nn
 from nsac.errors import ParameterError, WeightsError
 from nsac.pretrained import check_name, load_config, load_into, register
 from nsac.train import checkpoint as ckpt
+from nsac.train.code_counts import recount_code_frequencies
 from nsac.train.models import build_model, model_class
 from nsac.train.recipes import apply_overrides, build_dataclass, recipe_from_dict
 
@@ -53,6 +57,7 @@ def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Pat
     except RuntimeError as exc:
         raise WeightsError(f"{checkpoint}: its weights do not fit model {recipe.model.name!r} "
                            f"({' '.join(str(exc).split())[:200]})") from None
+    code_counts = recount_code_frequencies(model, recipe)  # models with learned code tables only
     config: dict[str, Any] = {
         "format": PRETRAINED_FORMAT, "version": PRETRAINED_VERSION, "name": name,
         "model": recipe_dict["model"], "sample_rate_hz": recipe.data.sample_rate_hz, "task": recipe.task,
@@ -61,6 +66,8 @@ def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Pat
     }
     if calibration:
         config["calibration"] = calibration
+    if code_counts is not None:
+        config["code_counts"] = code_counts
     if recipe.task == "postfilter":
         config["degrade"] = {"codec": recipe.degrade.codec, "bitrates_bps": list(recipe.degrade.bitrates_bps),
                              "options": dict(recipe.degrade.options)}
