@@ -21,6 +21,7 @@ _CODEC_CLASSES: dict[str, str] = {
     "mdct": "nsac.codecs.mdct:MdctCodec",
     "lpcnet": "nsac.codecs.lpcnet.codec:LPCNetCodec",
     "lpcnet-pred": "nsac.codecs.lpcnet.pred:LPCNetPredCodec",
+    "autoencoder": "nsac.codecs.autoencoder.codec:AutoencoderCodec",
 }
 
 

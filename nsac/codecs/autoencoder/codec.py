@@ -185,13 +185,16 @@ class AutoencoderCodec(Codec):
             import torch  # noqa: F401
         except ImportError:
             return False, "the autoencoder needs PyTorch: pip install torch"
-        from nsac.pretrained import list_pretrained
+        from nsac.pretrained import list_pretrained, load_config
 
-        if DEFAULT_WEIGHTS not in list_pretrained():
-            return False, (f"the {DEFAULT_WEIGHTS!r} weights are not shipped yet: train them with `nsac train "
-                           f"autoencoder-16k --data DIR --out RUN` and `nsac export "
-                           f"RUN/checkpoints/last.pt --name {DEFAULT_WEIGHTS}`")
-        return True, ""
+        # any autoencoder weights in the pretrained folder ($NSAC_PRETRAINED_DIR) make it usable, with
+        # weights=NAME for others than the default; a missing name is a WeightsError when the codec is built
+        for name in list_pretrained():
+            config = load_config(name)
+            if config.get("task") == "autoencoder" and config.get("model", {}).get("name") == "soundstream":
+                return True, ""
+        return False, (f"no autoencoder weights are shipped yet: train them with `nsac train autoencoder-16k "
+                       f"--data DIR --out RUN` and `nsac export RUN/checkpoints/last.pt --name {DEFAULT_WEIGHTS}`")
 
     def stream_encoder(self) -> StreamEncoder:
         return _AutoencoderStreamEncoder(self)
