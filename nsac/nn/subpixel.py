@@ -1,4 +1,4 @@
-"""Sub-pixel (periodic shuffle) upsampling in 1-D, causal and streaming: a conv to r x channels, then interleave.
+"""Sub-pixel (periodic shuffle) upsampling in 1-D, causal and streaming: conv to r x channels, interleave.
 
     x (B, C_in, T) -> causal conv (kernel k) -> (B, C_out * r, T) -> (B, C_out, T * r)
 

@@ -207,7 +207,8 @@ def test_golden_packets_of_seeded_codes() -> None:
     _, tables = _skewed_tables(rng, 4, 16)
     fmt = PacketFormat(n_q=4, frames_per_packet=40, codebook_size=16, tables=tables)
     packets = [fmt.write(rng.integers(0, 16, size=(4, 40)) // 3) for _ in range(20)]
-    assert hashlib.sha256(b"".join(packets)).hexdigest() == GOLDEN_CODES_PACKETS_SHA256, cdf_table_digest(tables)
+    digest = hashlib.sha256(b"".join(packets)).hexdigest()
+    assert digest == GOLDEN_CODES_PACKETS_SHA256, cdf_table_digest(tables)
 
 
 # --- the model and the codec ------------------------------------------------------------------------------
@@ -256,7 +257,8 @@ def test_codec_chunked_equals_whole_file_and_the_model(speech_16k: np.ndarray) -
     decoded = codec.decode(packets, x.shape[1])
     decoder = codec.stream_decoder()
     streamed = np.concatenate([decoder.push(p) for p in packets] + [decoder.flush()], axis=1)
-    assert np.array_equal(streamed[:, codec.algorithmic_delay : codec.algorithmic_delay + x.shape[1]], decoded)
+    delay = codec.algorithmic_delay
+    assert np.array_equal(streamed[:, delay : delay + x.shape[1]], decoded)
     model = tiny_model()
     reference = model.decode(model.encode(torch.from_numpy(x)[None]), x.shape[1])[0].numpy()
     assert np.allclose(decoded, reference, atol=1e-4)
@@ -424,7 +426,8 @@ def test_mutated_files_give_nsac_errors_only(data: st.DataObject, speech_16k: np
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """As tests/test_decode_fuzz.py does for the registered codecs, with this one registered for the test."""
     _register_codec(monkeypatch)
-    raw = bytearray(encode_audio(speech_16k[:, 8000:16000], SAMPLE_RATE_HZ, AutoencoderS2HCodec(weights=RANGED)))
+    codec = AutoencoderS2HCodec(weights=RANGED)
+    raw = bytearray(encode_audio(speech_16k[:, 8000:16000], SAMPLE_RATE_HZ, codec))
     for _ in range(data.draw(st.integers(0, 6))):
         raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
     raw = raw[: data.draw(st.integers(0, len(raw)))]

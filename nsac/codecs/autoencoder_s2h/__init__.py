@@ -1,4 +1,4 @@
-"""The soft-to-hard end-to-end codec (after Kankanahalli 2018): causal conv autoencoder, learned scalar centres.
+"""The soft-to-hard end-to-end codec (after Kankanahalli 2018): causal conv autoencoder, learned centres.
 
 `model` holds the trainable autoencoder (registered for training as "s2h-autoencoder"); `codec` the
 `autoencoder-s2h` Codec that runs exported weights frame by frame. Packets reuse the autoencoder codec's

@@ -51,7 +51,7 @@ def _torch():
 
 @functools.lru_cache(maxsize=8)
 def _load(name: str, directory: str) -> Any:
-    """The soft-to-hard autoencoder `name` from `directory`, eval mode, verified weights, weight norm folded."""
+    """The s2h autoencoder `name` from `directory`: eval mode, verified weights, weight norm folded."""
     from torch.nn.utils import parametrize
 
     from nsac.codecs.autoencoder_s2h.model import S2HAutoencoder
@@ -78,7 +78,7 @@ def _load(name: str, directory: str) -> Any:
 
 
 def load_s2h_autoencoder(name: str = DEFAULT_WEIGHTS) -> Any:
-    """The shipped (or $NSAC_PRETRAINED_DIR's) soft-to-hard autoencoder `name`, ready for inference (cached)."""
+    """The shipped (or $NSAC_PRETRAINED_DIR's) s2h autoencoder `name`, ready for inference (cached)."""
     from nsac.pretrained import pretrained_dir
 
     return _load(name, str(pretrained_dir()))
@@ -162,15 +162,16 @@ class AutoencoderS2HCodec(Codec):
         target_bps = round(self.model.config.target_bps)
         if bitrate is not None and self.check_bitrate(bitrate) != target_bps:
             raise ParameterError(f"autoencoder-s2h: weights {weights!r} code at {target_bps} bit/s (their "
-                                 f"training target), not bitrate={bitrate}; leave bitrate out or train weights "
-                                 "for that rate (recipe model.target_bps)")
+                                 f"training target), not bitrate={bitrate}; leave bitrate out or train "
+                                 "weights for that rate (recipe model.target_bps)")
         self.bitrate = target_bps
         hop = self.model.hop_samples
-        if (not isinstance(packet_ms, int) or isinstance(packet_ms, bool) or not 1 <= packet_ms <= MAX_PACKET_MS
+        whole_int = isinstance(packet_ms, int) and not isinstance(packet_ms, bool)
+        if (not whole_int or not 1 <= packet_ms <= MAX_PACKET_MS
                 or (packet_ms * self.sample_rate) % (1000 * hop)):
             raise ParameterError(f"autoencoder-s2h: packet_ms={packet_ms!r} must be an integer in "
-                                 f"1..{MAX_PACKET_MS} and a whole number of {1000 * hop / self.sample_rate:g} ms "
-                                 "latent frames")
+                                 f"1..{MAX_PACKET_MS} and a whole number of "
+                                 f"{1000 * hop / self.sample_rate:g} ms latent frames")
         self.packet_ms = packet_ms
         self.frames_per_packet = packet_ms * self.sample_rate // (1000 * hop)
         quantizer = self.model.quantizer
@@ -192,8 +193,8 @@ class AutoencoderS2HCodec(Codec):
         from nsac.pretrained import list_pretrained
 
         if DEFAULT_WEIGHTS not in list_pretrained():
-            return False, (f"the {DEFAULT_WEIGHTS!r} weights are not shipped yet: train them with `nsac train "
-                           f"autoencoder-s2h-16k --data DIR --out RUN` and `nsac export "
+            return False, (f"the {DEFAULT_WEIGHTS!r} weights are not shipped yet: train them with "
+                           f"`nsac train autoencoder-s2h-16k --data DIR --out RUN` and `nsac export "
                            f"RUN/checkpoints/last.pt --name {DEFAULT_WEIGHTS}`")
         return True, ""
 

@@ -1,4 +1,4 @@
-"""The soft-to-hard autoencoder (after Kankanahalli 2018): causal fully convolutional coder, scalar centres, rate.
+"""The soft-to-hard autoencoder (after Kankanahalli 2018): causal fully convolutional, scalar centres, rate.
 
     audio (B, 1, T) at 16 kHz
       -> conv 9 -> [ELU -> conv /s -> residual units (dilations 1, 3)]  for s in strides (2, 2, 4)
@@ -61,8 +61,8 @@ class S2HAutoencoderConfig:
     latent_channels: int = 8  # C codes per latent frame
     n_centres: int = 32  # L, a power of two (fixed-length fallback packets spend log2 L bits per code)
     centre_range: float = 2.0
-    temperature_start: float = 1.0  # softmax temperature in centre spacings
-    temperature_end: float = 0.05
+    temperature_start: float = 2.0  # softmax temperature in centre spacings
+    temperature_end: float = 0.5  # lower starves the encoder of gradient (quantiser docstring)
     anneal_steps: int = 2000  # training steps to temperature_end; hard (straight-through) after
     counts_decay: float = 0.999  # EMA of the code counts the entropy-coding tables come from
     target_bps: float = 16000.0  # the rate penalty acts above this estimated bit rate
@@ -80,10 +80,11 @@ class S2HAutoencoderConfig:
         if self.latent_channels < 1 or min(self.residual_kernel, self.edge_kernel, self.upsample_kernel) < 1:
             raise ParameterError(f"model.latent_channels={self.latent_channels} and the kernels must be >= 1")
         if not 0 < self.residual_hidden_ratio <= 4:
-            raise ParameterError(f"model.residual_hidden_ratio={self.residual_hidden_ratio} must lie in (0, 4]")
+            raise ParameterError(f"model.residual_hidden_ratio={self.residual_hidden_ratio} must lie in "
+                                 "(0, 4]")
         if self.n_centres < 2 or self.n_centres & (self.n_centres - 1):
-            raise ParameterError(f"model.n_centres={self.n_centres} must be a power of two >= 2 (fixed-length "
-                                 "packets spend log2 n_centres bits per code)")
+            raise ParameterError(f"model.n_centres={self.n_centres} must be a power of two >= 2 "
+                                 "(fixed-length packets spend log2 n_centres bits per code)")
         if self.target_bps <= 0 or self.rate_weight < 0:
             raise ParameterError(f"model.target_bps={self.target_bps} must be > 0 and rate_weight="
                                  f"{self.rate_weight} >= 0")
@@ -96,7 +97,7 @@ class S2HAutoencoderConfig:
 
 
 class S2HAutoencoder(nn.Module):
-    """Causal conv encoder, soft-to-hard scalar quantiser and sub-pixel decoder; forward -> (audio, {"rate"})."""
+    """Causal conv encoder, soft-to-hard quantiser, sub-pixel decoder; forward -> (audio, {"rate": ...})."""
 
     Config = S2HAutoencoderConfig
 
@@ -107,8 +108,8 @@ class S2HAutoencoder(nn.Module):
 
         def units(channels: int) -> list[nn.Module]:
             hidden = max(1, round(channels * config.residual_hidden_ratio))
-            return [CausalResidualUnit(channels, kernel_size=config.residual_kernel, dilation=d, hidden=hidden,
-                                       norm=norm) for d in config.dilations]
+            return [CausalResidualUnit(channels, kernel_size=config.residual_kernel, dilation=d,
+                                       hidden=hidden, norm=norm) for d in config.dilations]
 
         encoder: list[nn.Module] = [CausalConv1d(1, c[0], config.edge_kernel, norm=norm)]
         for i, s in enumerate(config.strides):
@@ -119,11 +120,12 @@ class S2HAutoencoder(nn.Module):
             channels=config.latent_channels, n_centres=config.n_centres, centre_range=config.centre_range,
             temperature_start=config.temperature_start, temperature_end=config.temperature_end,
             anneal_steps=config.anneal_steps, counts_decay=config.counts_decay)
-        decoder: list[nn.Module] = [CausalConv1d(config.latent_channels, c[-1], DECODER_INPUT_KERNEL, norm=norm)]
+        decoder: list[nn.Module] = [
+            CausalConv1d(config.latent_channels, c[-1], DECODER_INPUT_KERNEL, norm=norm)]
         for i in reversed(range(len(config.strides))):
             decoder += [*units(c[i + 1]), nn.ELU(),
-                        SubpixelUpsample1d(c[i + 1], c[i], config.strides[i], kernel_size=config.upsample_kernel,
-                                           norm=norm)]
+                        SubpixelUpsample1d(c[i + 1], c[i], config.strides[i],
+                                           kernel_size=config.upsample_kernel, norm=norm)]
         decoder += [nn.ELU(), CausalConv1d(c[0], 1, config.edge_kernel, norm=norm)]
         self.decoder = StreamingSequential(*decoder)
 
