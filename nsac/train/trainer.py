@@ -33,7 +33,7 @@ from nsac.train.log import LOSSES_PLOT, TRAIN_LOG, VALID_LOG, VALID_PLOT, CsvLog
 from nsac.train.models import build_model
 from nsac.train.objective import Objective, build_discriminator, split_output
 from nsac.train.progress import progress_bar
-from nsac.train.recipes import RESUMABLE_KEYS, differences, recipe_to_dict
+from nsac.train.recipes import RESUMABLE_KEYS, differences, recipe_from_dict, recipe_to_dict
 from nsac.train.setup_data import TrainingData, prepare_data
 from nsac.train.validate import usable_metrics, validate
 
@@ -161,7 +161,12 @@ class Trainer:
             raise ParameterError(
                 f"{path} was written by recipe {state['recipe']!r}, not {self.recipe.name!r}: resume it with "
                 f"`nsac train {state['recipe']} --out {self.run_dir}`, or give another --out")
-        changed = [d for d in differences(state["config"], self.config_dict)
+        # the checkpoint's recipe read with today's fields: a field added since then compares at its default
+        try:
+            saved = recipe_to_dict(recipe_from_dict(state["config"]))
+        except ParameterError:
+            saved = state["config"]
+        changed = [d for d in differences(saved, self.config_dict)
                    if d[0] not in RESUMABLE_KEYS and d[0] != "name"]
         if changed:
             shown = "; ".join(f"{k}: {old!r} -> {new!r}" for k, old, new in changed[:_MAX_DIFFERENCES_SHOWN])

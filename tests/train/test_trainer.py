@@ -88,6 +88,20 @@ def test_resuming_with_another_recipe_or_other_settings_is_refused(
         train("smoke", data=tiny_corpus, out=target, overrides=[*SMOKE_SETTINGS, "optim.lr=0.002"])
 
 
+def test_a_checkpoint_from_before_a_new_recipe_field_resumes(smoke_run: tuple[Path, TrainResult],
+                                                             tiny_corpus: Path, tmp_path: Path) -> None:
+    """A field added to the recipes since the checkpoint was written compares at its default, not as a change."""
+    target = copy_run(smoke_run[0], tmp_path / "run")
+    path = ckpt.last_path(target)
+    state = ckpt.load(path)
+    del state["config"]["loss"]["priority_weight"]  # as written before the field existed
+    ckpt.save(state, path)
+    result = train("smoke", data=tiny_corpus, out=target, overrides=[*SMOKE_SETTINGS, "max_steps=21"])
+    assert result.steps_run == 1
+    with pytest.raises(ParameterError, match="loss.priority_weight: 0.0 -> 1.0"):  # a real change still stops
+        train("smoke", data=tiny_corpus, out=target, overrides=[*SMOKE_SETTINGS, "loss.priority_weight=1.0"])
+
+
 def test_a_finished_run_is_left_alone(smoke_run: tuple[Path, TrainResult], tiny_corpus: Path,
                                       tmp_path: Path) -> None:
     target = copy_run(smoke_run[0], tmp_path / "run")
