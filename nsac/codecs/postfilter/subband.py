@@ -4,7 +4,7 @@ After PostGAN (Korse et al., "PostGAN: a GAN-based post-processor to enhance the
 ICASSP 2022): the decoded signal is split into M critically sampled bands, a causal generator working at the
 band rate predicts a correction of every band, and the corrections are synthesised and added to the decoded
 signal delayed by the filterbank's delay. Trained with adversarial and feature-matching losses (recipe
-postfilter-amrwb-12k65).
+postfilter-amrwb-12k65-subband-gan).
 
 Framing (M = n_bands = hop_samples, L = taps + 1 filter coefficients, D = taps = delay_samples)::
 

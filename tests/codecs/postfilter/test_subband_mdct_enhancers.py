@@ -37,7 +37,7 @@ SMALL: dict[str, tuple[type[nn.Module], Any, int]] = {
 }
 NAMES = sorted(SMALL)
 #: the recipes that train each model at its default size
-RECIPES = {"subband-gan": "postfilter-amrwb-12k65", "mdct-lstm": "postfilter-aac-32k"}
+RECIPES = {"subband-gan": "postfilter-amrwb-12k65-subband-gan", "mdct-lstm": "postfilter-aac-32k"}
 #: random chunk sizes, cutting across every hop and frame
 CHUNKS = tuple(int(n) for n in np.random.default_rng(11).integers(1, 900, size=24))
 #: PQMF analysis then synthesis of white noise vs the input delayed by `taps` (measured: -64 dB)
@@ -74,7 +74,7 @@ def test_registered_for_inference_and_training_with_recipe_defaults(name: str) -
 
 
 def test_recipes_degrade_with_the_right_codecs() -> None:
-    amrwb = load_recipe("postfilter-amrwb-12k65")
+    amrwb = load_recipe("postfilter-amrwb-12k65-subband-gan")
     assert (amrwb.degrade.codec, amrwb.degrade.bitrates_bps, amrwb.data.sample_rate_hz) == ("amrwb", (12650,),
                                                                                            16000)
     assert amrwb.discriminator.kinds
