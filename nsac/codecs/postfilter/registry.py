@@ -18,6 +18,9 @@ from nsac.pretrained import load_config, load_into
 #: (legacy codec, bitrate in bit/s) -> the shipped enhancer picked by default for files coded so
 DEFAULT_ENHANCERS: dict[tuple[str, int], str] = {
     ("opus", 6000): "postfilter-opus-6k",
+    ("opus", 9000): "postfilter-opus-9k",
+    ("codec2", 3200): "postfilter-codec2-3200",
+    ("amrwb", 12650): "postfilter-amrwb-12k65",
 }
 #: model name in an enhancer's config -> "module:Class" (nsac.train registers the same classes for training)
 MODEL_CLASSES: dict[str, str] = {
