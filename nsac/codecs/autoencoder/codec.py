@@ -96,9 +96,13 @@ class _AutoencoderStreamEncoder(StreamEncoder):
         return [self._format.write(codes)]
 
 
-class _AutoencoderStreamDecoder(StreamDecoder):
-    def __init__(self, codec: AutoencoderCodec) -> None:
+class LatentStreamDecoder(StreamDecoder):
+    """Packets of codes -> quantizer latents -> the model's streaming decoder; a lost packet repeats the last
+    latent frame at a decaying gain. Shared by the autoencoder codecs (their models stream the same way)."""
+
+    def __init__(self, codec: Any, *, latent_channels: int) -> None:
         super().__init__(channels=1)
+        self._latent_channels = latent_channels
         self._model, self._format = codec.model, codec.packet_format
         self._frames = codec.frames_per_packet
         self._state: Any = None
@@ -110,7 +114,7 @@ class _AutoencoderStreamDecoder(StreamDecoder):
         with torch.inference_mode():
             if packet is None:
                 if self._last_latent is None:
-                    self._last_latent = torch.zeros(1, self._model.config.latent_dim, 1)
+                    self._last_latent = torch.zeros(1, self._latent_channels, 1)
                 latents = self._last_latent.repeat(1, 1, self._frames)
                 self._gain *= CONCEALMENT_GAIN
             else:
@@ -200,7 +204,7 @@ class AutoencoderCodec(Codec):
         return _AutoencoderStreamEncoder(self)
 
     def stream_decoder(self) -> StreamDecoder:
-        return _AutoencoderStreamDecoder(self)
+        return LatentStreamDecoder(self, latent_channels=self.model.config.latent_dim)
 
     def config(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "bitrate": self.bitrate, "channels": self.channels,

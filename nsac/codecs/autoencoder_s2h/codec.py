@@ -15,7 +15,7 @@ it. The flush of a fresh coder cost 10-23 bits per packet on the smoke models (c
 words; trailing zero bytes are dropped), 0.26-0.56 kb/s at 40 ms packets.
 
 A lost packet (None) repeats the last received frame's latents through the decoder, its output faded by
-`CONCEALMENT_GAIN` per consecutive lost packet; before any packet arrived it decodes zero latents.
+the autoencoder codec's `CONCEALMENT_GAIN` per consecutive lost packet (its `LatentStreamDecoder`); before any packet arrived it decodes zero latents.
 Whole-file coding runs the same streaming halves (base.Codec), so chunked equals whole-file.
 """
 
@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from nsac.codecs.autoencoder.codec import LatentStreamDecoder
 from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
 from nsac.errors import ParameterError, WeightsError
 
@@ -37,8 +38,6 @@ MODEL_NAME = "s2h-autoencoder"
 TASK = "autoencoder"
 DEFAULT_PACKET_MS = 40
 MAX_PACKET_MS = 1000
-#: output gain per consecutive lost packet
-CONCEALMENT_GAIN = 0.5
 #: seconds of audio the complexity count codes
 _COUNT_SECONDS = 1.0
 
@@ -96,32 +95,6 @@ class _S2HStreamEncoder(StreamEncoder):
             latents, self._state = self._model.stream_encode(torch.from_numpy(frame)[None], self._state)
             codes = self._model.quantizer.encode(latents)[0].numpy()
         return [self._format.write(codes)]
-
-
-class _S2HStreamDecoder(StreamDecoder):
-    def __init__(self, codec: AutoencoderS2HCodec) -> None:
-        super().__init__(channels=1)
-        self._model, self._format = codec.model, codec.packet_format
-        self._frames = codec.frames_per_packet
-        self._state: Any = None
-        self._last_latent: Any = None
-        self._gain = 1.0
-
-    def _decode_packet(self, packet: bytes | None) -> np.ndarray:
-        torch = _torch()
-        with torch.inference_mode():
-            if packet is None:
-                if self._last_latent is None:
-                    self._last_latent = torch.zeros(1, self._model.config.latent_channels, 1)
-                latents = self._last_latent.repeat(1, 1, self._frames)
-                self._gain *= CONCEALMENT_GAIN
-            else:
-                codes = torch.from_numpy(self._format.read(packet))[None]
-                latents = self._model.quantizer.decode(codes)
-                self._last_latent = latents[..., -1:]
-                self._gain = 1.0
-            audio, self._state = self._model.stream_decode(latents, self._state)
-        return audio[0].numpy() * np.float32(self._gain)
 
 
 class AutoencoderS2HCodec(Codec):
@@ -207,7 +180,7 @@ class AutoencoderS2HCodec(Codec):
         return _S2HStreamEncoder(self)
 
     def stream_decoder(self) -> StreamDecoder:
-        return _S2HStreamDecoder(self)
+        return LatentStreamDecoder(self, latent_channels=self.model.config.latent_channels)
 
     def config(self) -> dict[str, Any]:
         return {"sample_rate": self.sample_rate, "bitrate": self.bitrate, "channels": self.channels,
