@@ -27,6 +27,8 @@ FUZZ_CODECS = {
     "mdct": {"bitrate": 32000},
     "lpcnet": {},
     "lpcnet-pred": {},
+    "autoencoder": {"bitrate": 6000},
+    "autoencoder-s2h": {},
 }
 #: a decode of half a second that takes longer than this is a hang
 HANG_SECONDS = 20

@@ -22,6 +22,7 @@ _CODEC_CLASSES: dict[str, str] = {
     "lpcnet": "nsac.codecs.lpcnet.codec:LPCNetCodec",
     "lpcnet-pred": "nsac.codecs.lpcnet.pred:LPCNetPredCodec",
     "autoencoder": "nsac.codecs.autoencoder.codec:AutoencoderCodec",
+    "autoencoder-s2h": "nsac.codecs.autoencoder_s2h.codec:AutoencoderS2HCodec",
 }
 
 

@@ -25,6 +25,7 @@ _MODELS: dict[str, str] = {
     "cepstral-cnn": "nsac.codecs.postfilter.cepstral_cnn:CepstralCnnEnhancer",
     "dcae": "nsac.codecs.postfilter.dcae:DcaeEnhancer",
     "soundstream": "nsac.codecs.autoencoder.model:SoundStreamAutoencoder",
+    "soundstream-stft": "nsac.codecs.autoencoder.stft_model:StftAutoencoder",
     "s2h-autoencoder": "nsac.codecs.autoencoder_s2h.model:S2HAutoencoder",
 }
 

@@ -5,8 +5,8 @@ Framing (hop = 320 samples = one latent frame of 20 ms; F frames per packet, def
     input       |  packet 0: F hops  |  packet 1  | ...   flush codes `delay` more samples (zeros)
     encoder     model.stream_encode -> F latent frames -> RVQ codes (n_q, F) -> packets.PacketFormat
     decoder     codes -> RVQ entries summed -> model.stream_decode -> F hops of audio
-    delay       the decoded audio lags by hop - 1 = 319 samples (the model's delay_samples): frame j sees
-                input up to sample j * hop, and decoding it writes samples j * hop .. (j + 1) * hop - 1
+    delay       the decoded audio lags by the model's delay_samples: 559 samples for the inverse-STFT model
+                (stft_model.py, the shipped weights), hop - 1 = 319 for the waveform model (model.py)
 
 Bitrate = n_q codebooks x log2(K) bits x 50 frames/s: 3, 6, 12 and 24 codebooks of 1024 entries give 1.5,
 3, 6 and 12 kb/s. Packets are fixed-length or, when the weights carry code counts and that is shorter,
@@ -29,9 +29,10 @@ from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
 from nsac.errors import ParameterError, WeightsError
 
 SAMPLE_RATE_HZ = 16000
-DEFAULT_WEIGHTS = "autoencoder-16k"
-#: the model family and task the weights' JSON must name
-MODEL_NAME = "soundstream"
+DEFAULT_WEIGHTS = "autoencoder-16k-stft"
+#: the model families (training names) and task the weights' JSON must name: the waveform model (model.py)
+#: and the inverse-STFT one (stft_model.py) share encoder framing, quantiser and streaming interface
+MODEL_NAMES = ("soundstream", "soundstream-stft")
 TASK = "autoencoder"
 DEFAULT_FRAMES_PER_PACKET = 2
 MAX_FRAMES_PER_PACKET = 50
@@ -53,14 +54,16 @@ def _load(name: str, directory: str) -> Any:
     from torch.nn.utils import parametrize
 
     from nsac.codecs.autoencoder.model import SoundStreamAutoencoder
+    from nsac.codecs.autoencoder.stft_model import StftAutoencoder
     from nsac.pretrained import load_config, load_into
 
     config = load_config(name, directory=directory)
     section = dict(config.get("model", {}))
-    if section.pop("name", None) != MODEL_NAME or config.get("task") != TASK:
-        raise WeightsError(f"weights {name!r} are not a {MODEL_NAME!r} {TASK} model; give the name of "
-                           "autoencoder weights (e.g. autoencoder-16k)")
-    cls = SoundStreamAutoencoder
+    model_name = section.pop("name", None)
+    if model_name not in MODEL_NAMES or config.get("task") != TASK:
+        raise WeightsError(f"weights {name!r} are not an autoencoder ({' or '.join(MODEL_NAMES)}); give the "
+                           f"name of autoencoder weights (e.g. {DEFAULT_WEIGHTS})")
+    cls = SoundStreamAutoencoder if model_name == "soundstream" else StftAutoencoder
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     unknown = sorted(set(section) - fields)
     if unknown:
@@ -134,7 +137,7 @@ class AutoencoderCodec(Codec):
     sample_rate : 16000 (resample other audio first; `nsac encode` does)
     bitrate : bit/s, a whole number of codebooks (500 bit/s each with 1024 entries at 50 frames/s)
     channels : 1
-    weights : registered autoencoder weights (default ``autoencoder-16k``)
+    weights : registered autoencoder weights (default ``autoencoder-16k-stft``)
     frames_per_packet : 20 ms frames per packet, 1..50 (default 2: 40 ms)
     entropy_coding : range-code packets with the weights' learned code counts when that is shorter
         (False: fixed-length packets only, a constant rate)
@@ -195,9 +198,9 @@ class AutoencoderCodec(Codec):
         # weights=NAME for others than the default; a missing name is a WeightsError when the codec is built
         for name in list_pretrained():
             config = load_config(name)
-            if config.get("task") == "autoencoder" and config.get("model", {}).get("name") == "soundstream":
+            if config.get("task") == TASK and config.get("model", {}).get("name") in MODEL_NAMES:
                 return True, ""
-        return False, (f"no autoencoder weights are shipped yet: train them with `nsac train autoencoder-16k "
+        return False, (f"no autoencoder weights are shipped yet: train them with `nsac train {DEFAULT_WEIGHTS} "
                        f"--data DIR --out RUN` and `nsac export RUN/checkpoints/last.pt --name {DEFAULT_WEIGHTS}`")
 
     def stream_encoder(self) -> StreamEncoder:

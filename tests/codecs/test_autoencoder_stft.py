@@ -1,0 +1,177 @@
+"""The inverse-STFT autoencoder (stft_model.py) on tiny random models: its overlap-add and STFT head against
+numpy references, streaming equals whole-signal, causality, and the codec built on its weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nsac import pretrained
+from nsac.codecs.autoencoder.codec import AutoencoderCodec
+from nsac.codecs.autoencoder.stft_model import (
+    InverseStftHead,
+    OverlapAdd,
+    StftAutoencoder,
+    StftAutoencoderConfig,
+)
+from nsac.errors import ParameterError
+from nsac.nn.streaming import stream_in_chunks
+from nsac.train.models import build_model
+
+SAMPLE_RATE_HZ = 16000
+# hop 8 x 5 x 8 = 320 samples, as the shipped model's, so the codec's bitrates hold
+TINY = StftAutoencoderConfig(n_fft=32, stft_hop=8, channels=4, max_channels=8, strides=(5, 8), dilations=(1, 3),
+                             latent_dim=4)
+NAME = "ae-stft-test"
+
+
+def signal(seconds: float, seed: int = 0) -> np.ndarray:
+    t = np.arange(round(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
+    x = sum(0.1 / k * np.sin(2 * np.pi * 130 * k * t + k) for k in range(1, 10))
+    x = x + 0.01 * np.random.default_rng(seed).standard_normal(t.size)
+    return x[None].astype(np.float32)
+
+
+def tiny_model() -> StftAutoencoder:
+    torch.manual_seed(0)
+    return StftAutoencoder(TINY, sample_rate_hz=SAMPLE_RATE_HZ).eval()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_overlap_add_matches_numpy_and_streams() -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.standard_normal((2, 12, 9)).astype(np.float32)  # N = 12, H = 3, 9 frames
+    expected = np.zeros((2, 8 * 3 + 12), np.float32)
+    for j in range(9):
+        expected[:, 3 * j : 3 * j + 12] += frames[:, :, j]
+    ola = OverlapAdd(12, 3)
+    whole = ola(torch.from_numpy(frames))
+    assert whole.shape == (2, 1, 27)
+    np.testing.assert_allclose(whole[:, 0].numpy(), expected[:, :27], atol=1e-6)
+    streamed = stream_in_chunks(ola, torch.from_numpy(frames), [1, 3, 2])
+    assert torch.allclose(streamed, whole, atol=1e-6)
+
+
+def test_inverse_stft_head_inverts_an_rfft_and_hann_frames_sum_to_a_constant() -> None:
+    n_fft = 16
+    rng = np.random.default_rng(2)
+    frame = rng.standard_normal(n_fft)
+    spectrum = np.fft.rfft(frame)
+    x = np.concatenate([np.log(np.abs(spectrum) + 1e-12), np.angle(spectrum)])[None, :, None]
+    out = InverseStftHead(n_fft, n_fft // 4)(torch.from_numpy(x).float())[0, :, 0].numpy()
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    np.testing.assert_allclose(out, frame * window, atol=1e-4)
+    # periodic Hann windows at a quarter-window hop sum to 2 away from the edges (constant overlap-add)
+    ones = torch.from_numpy(np.tile(window, (10, 1)).T[None].astype(np.float32))
+    summed = OverlapAdd(n_fft, n_fft // 4)(ones)[0, 0, n_fft:].numpy()
+    np.testing.assert_allclose(summed, 2.0, atol=1e-6)
+
+
+def test_phase_advance_keeps_a_steady_partial_coherent_and_streams() -> None:
+    n_fft, hop, k, n_frames = 16, 4, 3, 40
+    head = InverseStftHead(n_fft, hop, phase="advance")
+    x = torch.full((1, 2 * (n_fft // 2 + 1), n_frames), -30.0)
+    x[:, k] = 0.0  # unit magnitude in bin k only
+    x[:, n_fft // 2 + 1 :] = 0.0  # advance = the bin centre's: a steady sinusoid of k / N cycles per sample
+    ola = OverlapAdd(n_fft, hop)
+    y = ola(head(x))[0, 0, n_fft:].numpy()
+    n = np.arange(n_fft, n_frames * hop)
+    basis = np.stack([np.cos(2 * np.pi * k * n / n_fft), np.sin(2 * np.pi * k * n / n_fft)], 1)
+    fit = basis @ np.linalg.lstsq(basis, y, rcond=None)[0]
+    # a pure sinusoid at the bin's frequency, amplitude 2 / N (irfft) x 2 (Hann windows at N / 4 sum to 2)
+    assert np.allclose(y, fit, atol=1e-5) and np.isclose(np.std(y), 0.25 / np.sqrt(2), rtol=1e-3)
+    # the same frames with one fixed phase (no advance) cancel partly in the overlap-add
+    fixed = ola(InverseStftHead(n_fft, hop)(x))[0, 0, n_fft:].numpy()
+    assert np.std(fixed) <= 0.5 * np.std(y) + 1e-6
+    torch.manual_seed(3)
+    noisy = x + 0.3 * torch.randn_like(x)
+    assert torch.allclose(stream_in_chunks(head, noisy, [1, 7, 3]), head(noisy), atol=1e-5)
+
+
+@pytest.mark.parametrize("phase", ["absolute", "advance"])
+def test_model_streams_like_the_whole_signal_and_is_causal(phase: str) -> None:
+    torch.manual_seed(0)
+    model = StftAutoencoder(dataclasses.replace(TINY, phase=phase), sample_rate_hz=SAMPLE_RATE_HZ).eval()
+    x = torch.from_numpy(signal(0.4))[None]
+    hop, delay, n_q = model.hop_samples, model.delay_samples, 6
+    assert delay == hop - 1 + TINY.n_fft - TINY.stft_hop
+    whole = model.decode(model.encode(x, n_q), x.shape[-1])
+    padded = model._padded(x)
+    pieces, enc_state, dec_state, start = [], None, None, 0
+    with torch.no_grad():
+        for size in [hop, 3 * hop, 2 * hop] * 10:
+            chunk = padded[..., start : start + size]
+            if chunk.shape[-1] == 0:
+                break
+            latents, enc_state = model.stream_encode(chunk, enc_state)
+            codes = model.quantizer.encode(latents, n_q)
+            audio, dec_state = model.stream_decode(model.quantizer.decode(codes), dec_state)
+            pieces.append(audio)
+            start += size
+    streamed = torch.cat(pieces, -1)
+    assert torch.allclose(streamed[..., delay : delay + x.shape[-1]], whole, atol=1e-5)
+    # the streamed (delayed) output up to sample p depends on no input after p (quantiser left out: random
+    # codebooks could map both inputs to the same codes)
+    p = 2 * hop + 17
+    changed = padded.clone()
+    changed[..., p + 1 :] += 0.5
+    with torch.no_grad():
+        a, b = model.decoder(model.encoder(padded)), model.decoder(model.encoder(changed))
+    assert torch.equal(a[..., : p + 1], b[..., : p + 1]) and not torch.equal(a, b)
+
+
+def test_forward_is_aligned_and_trains() -> None:
+    model = tiny_model()
+    x = torch.from_numpy(signal(0.25))[None]
+    y, aux = model(x)
+    assert y.shape == x.shape and set(aux) == {"vq_commitment"}
+    assert torch.allclose(y, model.decode(model.encode(x, TINY.eval_codebooks), x.shape[-1]), atol=1e-5)
+    model.train()
+    y, aux = model(x.repeat(2, 1, 1))
+    (y.abs().mean() + aux["vq_commitment"]).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_the_training_registry_builds_it_and_bad_framing_is_refused() -> None:
+    assert isinstance(build_model("soundstream-stft", TINY, sample_rate_hz=SAMPLE_RATE_HZ), StftAutoencoder)
+    with pytest.raises(ParameterError, match="multiple of"):
+        StftAutoencoderConfig(n_fft=30, stft_hop=8)
+    with pytest.raises(ParameterError, match="twice"):
+        StftAutoencoderConfig(n_fft=8, stft_hop=8)
+    with pytest.raises(ParameterError, match="phase"):
+        StftAutoencoderConfig(phase="random")
+
+
+def test_the_codec_runs_on_stft_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tiny_model()
+    config = {"format": "nsac-pretrained", "version": 1, "name": NAME, "task": "autoencoder",
+              "sample_rate_hz": SAMPLE_RATE_HZ,
+              "model": {"name": "soundstream-stft", **dataclasses.asdict(TINY)}}
+    pretrained.register(NAME, model.state_dict(), config, directory=tmp_path)
+    monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
+    assert AutoencoderCodec.availability() == (True, "")
+    codec = AutoencoderCodec(weights=NAME, bitrate=3000, entropy_coding=False)
+    assert codec.algorithmic_delay == model.delay_samples
+    x = signal(0.5)
+    packets = codec.encode(x)
+    assert {len(p) for p in packets} == {15}  # 2 frames x 6 codebooks x 10 bits
+    decoded = codec.decode(packets, x.shape[1])
+    decoder = codec.stream_decoder()
+    streamed = np.concatenate([decoder.push(p) for p in packets] + [decoder.flush()], axis=1)
+    delay = codec.algorithmic_delay
+    assert np.array_equal(streamed[:, delay : delay + x.shape[1]], decoded)
+    reference = model.decode(model.encode(torch.from_numpy(x)[None], codec.n_q), x.shape[1])[0].numpy()
+    assert np.allclose(decoded, reference, atol=1e-4)
