@@ -8,6 +8,7 @@ code counts of the test signal (range-coded packets).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ SAMPLE_RATE_HZ = 16000
 TINY = AutoencoderConfig(channels=2, max_channels=4, dilations=(1, 3), latent_dim=4, n_codebooks=24,
                          codebook_size=1024)
 FIXED, RANGED = "ae-test-fixed", "ae-test-ranged"
+#: sha256 of the packets of test_golden_packets_of_seeded_codes (.nsac format version 1)
+GOLDEN_PACKETS_SHA256 = "52dfba15d90acf3c98323b135799f4ff1feddd61ba297b67093c6daedee63f45"
 
 
 def signal(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -226,3 +229,19 @@ def test_parameters_weights_and_availability(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
     available, reason = AutoencoderCodec.availability()
     assert not available and "no autoencoder weights are shipped" in reason and "nsac train autoencoder-16k" in reason
+
+
+def test_golden_packets_of_seeded_codes() -> None:
+    """The `autoencoder` packet layout, pinned: these bytes change only with a new .nsac format version."""
+    rng = np.random.default_rng(7)
+    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(6)])
+    tables = tables_from_counts(counts)
+    fixed = PacketFormat(n_q=6, frames_per_packet=2, codebook_size=1024, tables=None)
+    ranged = PacketFormat(n_q=6, frames_per_packet=2, codebook_size=1024, tables=tables)
+    codes = [np.stack([rng.choice(1024, size=2, p=c / c.sum()) for c in counts]) for _ in range(20)]
+    fixed_packets = [fixed.write(c) for c in codes]
+    ranged_packets = [ranged.write(c) for c in codes]
+    assert {len(p) for p in fixed_packets} == {15}
+    assert sum(map(len, ranged_packets)) < sum(map(len, fixed_packets))
+    digest = hashlib.sha256(b"".join(fixed_packets) + b"|" + b"".join(ranged_packets)).hexdigest()
+    assert digest == GOLDEN_PACKETS_SHA256, digest
