@@ -167,7 +167,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from nsac.train.export import export_checkpoint
 
     path = export_checkpoint(args.checkpoint, args.name, directory=args.pretrained_dir, use_ema=not args.no_ema,
-                             model_overrides=args.set or (), calibration=args.calibration)
+                             model_overrides=args.set or (), calibration=args.calibration,
+                             float16=args.float16)
     print(f"nsac export: {path} and {path.with_suffix('.json').name}, registered with their sha256")
     return 0
 
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="model.KEY=VALUE",
                    help="change an inference setting of the model, e.g. --set model.high_band_gain_db=-18")
     p.add_argument("--calibration", help="how the --set values were chosen, recorded in NAME.json")
+    p.add_argument("--float16", action="store_true",
+                   help="store the weights as float16 (half the file; they load back into float32)")
     p.set_defaults(func=cmd_export)
 
     from nsac.eval.bench_cli import add_bench_arguments, run_bench_from_args

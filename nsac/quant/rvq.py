@@ -119,6 +119,16 @@ class ResidualVectorQuantizer(nn.Module):
         self.register_buffer("cluster_size", torch.ones(n_codebooks, codebook_size))
         self.register_buffer("usage", torch.zeros(n_codebooks, codebook_size))
 
+    #: buffers that only the EMA update reads: shipped weights leave them out (`nsac export`), and loading
+    #: weights without them restarts the EMA from the entries (as a fresh codebook of count 1 each)
+    TRAINING_ONLY_BUFFERS = ("embed_sum", "cluster_size")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        if prefix + "embed" in state_dict and prefix + "embed_sum" not in state_dict:
+            state_dict[prefix + "embed_sum"] = state_dict[prefix + "embed"].clone()
+            state_dict.setdefault(prefix + "cluster_size", torch.ones(self.n_codebooks, self.codebook_size))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def bits_per_code(self) -> float:
         return math.log2(self.codebook_size)

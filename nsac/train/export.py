@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from nsac.errors import ParameterError, WeightsError
@@ -34,7 +35,7 @@ PRETRAINED_VERSION = 1
 
 def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Path | None = None,
                       use_ema: bool = True, model_overrides: Sequence[str] = (),
-                      calibration: str | None = None) -> Path:
+                      calibration: str | None = None, float16: bool = False) -> Path:
     """Write NAME.safetensors and NAME.json for `checkpoint` and register them; returns the weights' path."""
     check_name(name)
     from nsac.train import lpcnet_train
@@ -71,7 +72,22 @@ def export_checkpoint(checkpoint: str | Path, name: str, *, directory: str | Pat
     if recipe.task == "postfilter":
         config["degrade"] = {"codec": recipe.degrade.codec, "bitrates_bps": list(recipe.degrade.bitrates_bps),
                              "options": dict(recipe.degrade.options)}
-    return register(name, model.state_dict(), config, directory=directory)
+    if float16:
+        config["stored_dtype"] = "float16"
+    return register(name, shipped_state(model, float16=float16), config, directory=directory)
+
+
+def shipped_state(model: nn.Module, *, float16: bool = False) -> dict[str, torch.Tensor]:
+    """The state dict to ship: without the buffers that only training reads (a module's
+    TRAINING_ONLY_BUFFERS), floating-point tensors stored as float16 when asked (they load back into the
+    model's float32 tensors; about half the file)."""
+    state = model.state_dict()
+    for prefix, module in model.named_modules():
+        for buffer in getattr(module, "TRAINING_ONLY_BUFFERS", ()):
+            state.pop(f"{prefix}.{buffer}" if prefix else buffer, None)
+    if float16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    return state
 
 
 def load_exported(name: str, *, directory: str | Path | None = None) -> nn.Module:

@@ -160,3 +160,28 @@ def test_bad_arguments_raise_parameter_errors() -> None:
         q.decode(torch.full((1, 1, 2), 16))
     with pytest.raises(ParameterError, match="dropout_min_n_q=5"):
         rvq(dropout_min_n_q=5)
+
+
+def test_shipped_state_leaves_out_training_buffers_and_loads_back_in_half_precision() -> None:
+    from nsac.train.export import shipped_state
+
+    q = rvq(n_codebooks=3, codebook_size=16)
+    q.train()
+    q(latents(dim=q.dim))  # k-means start and one EMA step: embed_sum and cluster_size now differ from init
+    model = torch.nn.Sequential(q)
+    for float16 in (False, True):
+        state = shipped_state(model, float16=float16)
+        assert not any(k.endswith(("embed_sum", "cluster_size")) for k in state)
+        assert "0.embed" in state and "0.usage" in state
+        assert state["0.embed"].dtype == (torch.float16 if float16 else torch.float32)
+        fresh = torch.nn.Sequential(rvq(n_codebooks=3, codebook_size=16))
+        fresh.load_state_dict(state, strict=True)
+        loaded = fresh[0]
+        assert loaded.embed.dtype == torch.float32
+        assert torch.allclose(loaded.embed, q.embed, atol=1e-2 if float16 else 0)
+        assert torch.equal(loaded.embed_sum, loaded.embed) and torch.equal(loaded.cluster_size,
+                                                                          torch.ones_like(q.cluster_size))
+        x = latents(dim=q.dim)
+        codes = loaded.encode(x, 3)
+        if not float16:
+            assert torch.equal(codes, q.eval().encode(x, 3))
