@@ -14,7 +14,9 @@ import torch
 from nsac import pretrained
 from nsac.codecs.autoencoder.codec import AutoencoderCodec
 from nsac.codecs.autoencoder.stft_model import (
+    LOG_SPECTRUM_FLOOR,
     InverseStftHead,
+    LogSpectrum,
     OverlapAdd,
     StftAutoencoder,
     StftAutoencoderConfig,
@@ -100,10 +102,26 @@ def test_phase_advance_keeps_a_steady_partial_coherent_and_streams() -> None:
     assert torch.allclose(stream_in_chunks(head, noisy, [1, 7, 3]), head(noisy), atol=1e-5)
 
 
-@pytest.mark.parametrize("phase", ["absolute", "advance"])
-def test_model_streams_like_the_whole_signal_and_is_causal(phase: str) -> None:
+def test_log_spectrum_matches_a_causal_hann_stft_and_streams() -> None:
+    n_fft, hop = 32, 8
+    layer = LogSpectrum(n_fft, hop)
+    assert not any(p.requires_grad for p in layer.parameters())  # a fixed transform
+    x = torch.randn(2, 1, 200, generator=torch.Generator().manual_seed(4))
+    y = layer(x)
+    assert y.shape == (2, n_fft // 2 + 1, 25)
+    padded = torch.nn.functional.pad(x, (n_fft - 1, 0))[:, 0]
+    for j in (0, 3, 24):  # frame j ends on sample hop * j
+        segment = padded[:, hop * j : hop * j + n_fft] * torch.hann_window(n_fft, periodic=True)
+        reference = torch.log(torch.fft.rfft(segment).abs() + LOG_SPECTRUM_FLOOR)
+        assert torch.allclose(y[..., j], reference, atol=1e-4)
+    assert torch.allclose(stream_in_chunks(layer, x, [8, 24, 16]), y, atol=1e-5)
+
+
+@pytest.mark.parametrize(("phase", "analysis"), [("absolute", "learned"), ("advance", "log_spectrum")])
+def test_model_streams_like_the_whole_signal_and_is_causal(phase: str, analysis: str) -> None:
     torch.manual_seed(0)
-    model = StftAutoencoder(dataclasses.replace(TINY, phase=phase), sample_rate_hz=SAMPLE_RATE_HZ).eval()
+    config = dataclasses.replace(TINY, phase=phase, analysis=analysis)
+    model = StftAutoencoder(config, sample_rate_hz=SAMPLE_RATE_HZ).eval()
     x = torch.from_numpy(signal(0.4))[None]
     hop, delay, n_q = model.hop_samples, model.delay_samples, 6
     assert delay == hop - 1 + TINY.n_fft - TINY.stft_hop
@@ -153,6 +171,8 @@ def test_the_training_registry_builds_it_and_bad_framing_is_refused() -> None:
         StftAutoencoderConfig(n_fft=8, stft_hop=8)
     with pytest.raises(ParameterError, match="phase"):
         StftAutoencoderConfig(phase="random")
+    with pytest.raises(ParameterError, match="analysis"):
+        StftAutoencoderConfig(analysis="mfcc")
 
 
 def test_the_codec_runs_on_stft_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,17 +1,23 @@
 """The autoencoder with frame-rate layers and an inverse-STFT output: the same codec, far cheaper to train.
 
-    audio (B, 1, T) -> causal analysis conv (window N, hop H: a learned filterbank) -> C channels at fs / H
-                    -> residual units -> ELU -> conv /s ... -> latents (B, D, T / hop)    hop = H * prod(s)
-                    -> residual VQ (as in model.py: quantiser dropout, EMA codebooks)
+    audio (B, 1, T) -> log magnitudes of a causal STFT (window N, hop H; or a learned filterbank) -> 1x1
+                    -> C channels at fs / H -> residual units -> ELU -> conv /s ... -> latents (B, D, T / hop)
+                    -> residual VQ (as in model.py: quantiser dropout, EMA codebooks)      hop = H * prod(s)
                     -> conv 7 -> [ELU -> transposed conv x s -> residual units] ... at fs / H
-                    -> ELU -> 1x1 -> log-magnitude and phase (or phase advance) of N // 2 + 1 bins per STFT frame
+                    -> ELU -> 1x1 -> log-magnitude and phase advance (or phase) of N/2 + 1 bins per frame
                     -> inverse real FFT, Hann window, overlap-add with hop H -> audio (B, 1, T)
 
 Why: the waveform model (model.py) spends its early layers at the sample rate with a dozen channels, which
 runs memory-bound on a CPU and learns phase slowly through four transposed convolutions. Here every learned
 layer runs at the STFT frame rate (200 frames/s with H = 80 at 16 kHz) with a hundred or more channels, and
 the waveform comes out of a fixed inverse STFT whose phase the network sets per bin, as in Vocos (Siuzdak,
-ICLR 2024). The encoder, quantiser, packets and codec are shared with the waveform model.
+ICLR 2024). Two signal-processing choices do most of the work (measured in the README):
+- the encoder starts from log STFT magnitudes (`analysis: log_spectrum`), where envelope and harmonics are
+  explicit; from the waveform through a learned filterbank, the same model plateaued at a mel loss of 0.44
+  for hundreds of steps, against 0.27 by step 800 from log magnitudes (no quantiser in either run);
+- the head sets each bin's phase advance rather than its phase (`phase: advance`), as a phase vocoder does,
+  so a steady partial stays coherent across overlapping frames (InverseStftHead).
+The quantiser, packets and codec are shared with the waveform model.
 
 Timing (H = 80, N = 320, hop = 320 at 16 kHz): latent frame k sees input samples up to 320 k; STFT frame j
 is decoded from latent frames <= j // 4 and overlap-added into output samples [H j, H j + N), which are
@@ -42,6 +48,10 @@ DECODER_IN_KERNEL = 7
 LOG_MAGNITUDE_MAX = 8.0
 #: what the head's phase outputs mean (InverseStftHead)
 PHASE_MODES = ("absolute", "advance")
+#: the encoder's first layer: a learned filterbank on the waveform, or log magnitudes of a fixed STFT
+ANALYSES = ("learned", "log_spectrum")
+#: LogSpectrum adds this to magnitudes before the log (about -100 dB re a full-scale sine's bin)
+LOG_SPECTRUM_FLOOR = 1e-5
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,7 @@ class StftAutoencoderConfig:
     eval_codebooks: int = 12
     norm: str = "weight"
     phase: str = "absolute"  # "advance": the head sets phase advances (InverseStftHead)
+    analysis: str = "learned"  # "log_spectrum": the encoder starts from log STFT magnitudes (LogSpectrum)
 
     def __post_init__(self) -> None:
         if self.n_fft < 2 or self.stft_hop < 1 or self.n_fft % self.stft_hop:
@@ -92,6 +103,8 @@ class StftAutoencoderConfig:
             raise ParameterError(f"model.norm={self.norm!r}; use one of {', '.join(NORMS)}")
         if self.phase not in PHASE_MODES:
             raise ParameterError(f"model.phase={self.phase!r}; use one of {', '.join(PHASE_MODES)}")
+        if self.analysis not in ANALYSES:
+            raise ParameterError(f"model.analysis={self.analysis!r}; use one of {', '.join(ANALYSES)}")
 
     @property
     def hop_samples(self) -> int:
@@ -134,6 +147,39 @@ class OverlapAdd(nn.Module):
         y = torch.cat([y[..., : self.overlap] + state, y[..., self.overlap :]], dim=-1)
         n_out = frames.shape[-1] * self.hop_samples
         return y[..., :n_out], y[..., n_out:]
+
+
+class LogSpectrum(nn.Module):
+    """Audio (B, 1, T) -> log magnitudes (B, N/2 + 1, T / H) of a causal Hann-windowed STFT; streams.
+
+    Frame j ends on sample H j, as the learned filterbank's would: a fixed causal convolution with the
+    windowed DFT basis (cosines and sines), then the magnitude and its log. The encoder then starts from a
+    representation where spectral envelope and harmonics are already explicit, instead of learning a
+    filterbank and a rectifier from the waveform.
+    """
+
+    def __init__(self, n_fft: int, hop_samples: int) -> None:
+        super().__init__()
+        self.n_bins = n_fft // 2 + 1
+        self.dft = CausalConv1d(1, 2 * self.n_bins, n_fft, stride=hop_samples, bias=False)
+        n = torch.arange(n_fft, dtype=torch.float64)
+        k = torch.arange(self.n_bins, dtype=torch.float64)[:, None]
+        window = torch.hann_window(n_fft, periodic=True, dtype=torch.float64)
+        basis = torch.cat([torch.cos(2 * math.pi * k * n / n_fft), -torch.sin(2 * math.pi * k * n / n_fft)])
+        with torch.no_grad():
+            self.dft.conv.weight.copy_((basis * window)[:, None, :].float())
+        self.dft.requires_grad_(False)
+
+    def _log_magnitude(self, spectrum: torch.Tensor) -> torch.Tensor:
+        real, imag = spectrum[:, : self.n_bins], spectrum[:, self.n_bins :]
+        return torch.log(torch.sqrt(real.square() + imag.square()) + LOG_SPECTRUM_FLOOR)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._log_magnitude(self.dft(x))
+
+    def stream(self, x: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        spectrum, state = self.dft.stream(x, state)
+        return self._log_magnitude(spectrum), state
 
 
 class InverseStftHead(nn.Module):
@@ -205,7 +251,11 @@ class StftAutoencoder(SoundStreamAutoencoder):
             return [CausalResidualUnit(channels, kernel_size=config.residual_kernel, dilation=d, hidden=hidden,
                                        norm=norm) for d in config.dilations]
 
-        encoder: list[nn.Module] = [CausalConv1d(1, c[0], config.n_fft, stride=config.stft_hop, norm=norm)]
+        if config.analysis == "learned":
+            encoder: list[nn.Module] = [CausalConv1d(1, c[0], config.n_fft, stride=config.stft_hop, norm=norm)]
+        else:
+            encoder = [LogSpectrum(config.n_fft, config.stft_hop),
+                       CausalConv1d(config.n_fft // 2 + 1, c[0], 1, norm=norm)]
         for i, s in enumerate(config.strides):
             encoder += [*units(c[i]), nn.ELU(), CausalConv1d(c[i], c[i + 1], 2 * s, stride=s, norm=norm)]
         encoder += [*units(c[-1]), nn.ELU(), CausalConv1d(c[-1], config.latent_dim, LATENT_KERNEL, norm=norm)]
