@@ -100,6 +100,13 @@ def test_phase_advance_keeps_a_steady_partial_coherent_and_streams() -> None:
     torch.manual_seed(3)
     noisy = x + 0.3 * torch.randn_like(x)
     assert torch.allclose(stream_in_chunks(head, noisy, [1, 7, 3]), head(noisy), atol=1e-5)
+    # "centre" takes the magnitudes alone and advances every bin at its centre's rate: the same frames
+    centre = InverseStftHead(n_fft, hop, phase="centre")
+    assert torch.allclose(centre(x[:, : n_fft // 2 + 1]), head(x), atol=1e-6)
+    assert torch.allclose(stream_in_chunks(centre, noisy[:, : n_fft // 2 + 1], [2, 5]),
+                          centre(noisy[:, : n_fft // 2 + 1]), atol=1e-5)
+    with pytest.raises(ParameterError, match="channels"):
+        centre(x)
 
 
 def test_log_spectrum_matches_a_causal_hann_stft_and_streams() -> None:
@@ -117,7 +124,8 @@ def test_log_spectrum_matches_a_causal_hann_stft_and_streams() -> None:
     assert torch.allclose(stream_in_chunks(layer, x, [8, 24, 16]), y, atol=1e-5)
 
 
-@pytest.mark.parametrize(("phase", "analysis"), [("absolute", "learned"), ("advance", "log_spectrum")])
+@pytest.mark.parametrize(("phase", "analysis"), [("absolute", "learned"), ("advance", "log_spectrum"),
+                                                ("centre", "log_spectrum")])
 def test_model_streams_like_the_whole_signal_and_is_causal(phase: str, analysis: str) -> None:
     torch.manual_seed(0)
     config = dataclasses.replace(TINY, phase=phase, analysis=analysis)

@@ -1,0 +1,98 @@
+"""How much each phase rule of the inverse-STFT autoencoder can give, with the true magnitudes (no model).
+
+The autoencoder's head (nsac/codecs/autoencoder/stft_model.py) turns per-frame magnitudes and a phase rule
+into audio: Hann window, 320-sample frames, 80-sample hop at 16 kHz. This script takes real speech, computes
+its causal STFT (as the model's LogSpectrum frames it), keeps the true magnitudes and resynthesises them
+with each rule, then scores PESQ-WB, ViSQOL and DNSMOS against the original:
+
+- true phase (the ceiling of the framing itself);
+- true advances, summed per bin from zero (what `phase: advance` could reach);
+- centre advances: every bin advances at its centre frequency's rate (`phase: centre`, no phase input);
+- zero phase in every frame (a bad rule, for scale).
+
+Usage (training speakers: this measures a signal-processing rule, nothing is fitted)::
+
+    python scripts/stft_phase_oracle.py --data ../shared/data/speech/train --files 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+N_FFT, HOP = 320, 80
+#: periodic Hann analysis and synthesis windows at a quarter-window hop sum (squared) to this constant
+HANN_SQUARED_OLA = 1.5
+
+
+def causal_stft(x: np.ndarray) -> torch.Tensor:
+    """Complex STFT (bins, frames) of x, frame j ending on sample HOP * j (the model's framing)."""
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
+    padded = torch.nn.functional.pad(torch.from_numpy(x).double(), (N_FFT - 1, 0))
+    return torch.fft.rfft(padded.unfold(0, N_FFT, HOP) * window, dim=1).T
+
+
+def resynthesise(magnitude: torch.Tensor, phase: torch.Tensor, n_samples: int) -> np.ndarray:
+    """Inverse FFT, Hann synthesis window, overlap-add; aligned with the analysed signal."""
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
+    frames = torch.fft.irfft(torch.polar(magnitude, phase), n=N_FFT, dim=0) * window[:, None]
+    n_frames = frames.shape[1]
+    y = torch.nn.functional.fold(frames[None], output_size=(1, (n_frames - 1) * HOP + N_FFT),
+                                 kernel_size=(1, N_FFT), stride=(1, HOP)).flatten()
+    return (y[N_FFT - 1 : N_FFT - 1 + n_samples] / HANN_SQUARED_OLA).float().numpy()
+
+
+def phase_rules(spectrum: torch.Tensor) -> dict[str, torch.Tensor]:
+    phase = torch.angle(spectrum)
+    bins = torch.arange(spectrum.shape[0], dtype=torch.float64)[:, None]
+    centre = 2 * math.pi * bins * HOP / N_FFT
+    # true advances: the wrapped phase difference, unwrapped around the bin centre's advance
+    advance = torch.remainder(phase[:, 1:] - phase[:, :-1] - centre + math.pi, 2 * math.pi) - math.pi + centre
+    first = torch.zeros(spectrum.shape[0], 1, dtype=torch.float64)
+    return {
+        "true phase": phase,
+        "true advances, summed per bin": torch.cat([first, torch.cumsum(advance, 1)], 1),
+        "centre advances (phase: centre)": torch.cumsum(centre.expand_as(phase), 1),
+        "zero phase": torch.zeros_like(phase),
+    }
+
+
+def main() -> None:
+    from nsac.eval.metrics import evaluate
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="a folder of 16 kHz speech (searched recursively)")
+    parser.add_argument("--files", type=int, default=8, help="files, spread evenly over the sorted folder")
+    parser.add_argument("--seconds", type=float, default=6.0, help="seconds of each file")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    paths = sorted(p for p in args.data.rglob("*") if p.suffix.lower() in (".flac", ".wav"))
+    if not paths:
+        raise SystemExit(f"no .flac or .wav files under {args.data}")
+    chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, min(args.files, len(paths))).astype(int)]
+    scores: dict[str, list[tuple[float, float, float]]] = {}
+    for path in chosen:
+        x, rate = sf.read(path, dtype="float32")
+        if rate != 16000 or x.ndim != 1:
+            raise SystemExit(f"{path}: {rate} Hz, {x.ndim} dims; give 16 kHz mono speech")
+        x = x[: round(args.seconds * rate)]
+        spectrum = causal_stft(x)
+        for name, phase in phase_rules(spectrum).items():
+            y = resynthesise(spectrum.abs(), phase, len(x))
+            r = evaluate(x, y, sample_rate=rate, metrics=["pesq_wb", "visqol_speech", "dnsmos"])
+            scores.setdefault(name, []).append((r["pesq_wb"], r["visqol_speech"], r["dnsmos_ovrl"]))
+    print(f"{len(chosen)} files of {args.data}, {args.seconds:g} s each, true STFT magnitudes")
+    print("| phase rule | PESQ-WB | ViSQOL | DNSMOS OVRL |")
+    print("|---|---|---|---|")
+    for name, values in scores.items():
+        pesq, visqol, dnsmos = np.mean(values, axis=0)
+        print(f"| {name} | {pesq:.2f} | {visqol:.2f} | {dnsmos:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
