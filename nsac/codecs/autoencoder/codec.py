@@ -126,7 +126,8 @@ class LatentStreamDecoder(StreamDecoder):
                 self._last_latent = latents[..., -1:]
                 self._gain = 1.0
             audio, self._state = self._model.stream_decode(latents, self._state)
-        return audio[0].numpy() * np.float32(self._gain)
+        # a generative decoder can overshoot; the output is audio in [-1, 1] like every other decoder's
+        return np.clip(audio[0].numpy() * np.float32(self._gain), -1.0, 1.0)
 
 
 class AutoencoderCodec(Codec):
