@@ -17,8 +17,8 @@ ICLR 2024). Two signal-processing choices do most of the work (measured in the R
   for hundreds of steps, against 0.27 by step 800 from log magnitudes (no quantiser in either run);
 - the network sets magnitudes only (`phase: centre`): each bin's phase advances at its centre frequency's
   rate, a fixed phase-vocoder rule under which the true magnitudes of speech resynthesise at ViSQOL 4.10
-  and DNSMOS 2.98 (scripts/stft_phase_oracle.py). Learned phases (`absolute`) and learned advances (`advance`) are kept as options; in
-  CPU-length training neither became coherent (InverseStftHead).
+  and DNSMOS 2.98 (scripts/stft_phase_oracle.py). Learned phases (`absolute`) and learned advances
+  (`advance`) are kept as options; in CPU-length training neither became coherent (InverseStftHead).
 The quantiser, packets and codec are shared with the waveform model.
 
 Timing (H = 80, N = 320, hop = 320 at 16 kHz): latent frame k sees input samples up to 320 k; STFT frame j
