@@ -11,15 +11,11 @@ loads) and the speed of both together: audio seconds coded and decoded per CPU s
 20x real time at 48 kHz.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 (one_core must load before numpy)
 
 import argparse
-import os
-import time
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-for _name in THREAD_VARIABLES:  # one core: set before numpy starts its thread pools
-    os.environ[_name] = "1"
+from one_core import best_cpu_seconds  # first: one thread before numpy loads
 
 import numpy as np
 
@@ -31,15 +27,6 @@ CONDITIONS = ((48000, 64000, 1, True), (48000, 96000, 1, True), (48000, 128000, 
               (44100, 64000, 1, True), (16000, 32000, 1, True), (48000, 128000, 2, True),
               (48000, 64000, 1, False))
 REQUIRED_SPEED_X = 20.0
-
-
-def best_cpu_seconds(function, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.process_time()
-        result = function()
-        best = min(best, time.process_time() - start)
-    return best, result
 
 
 def measure(sample_rate: int, bitrate: int, channels: int, window_switching: bool, *, seconds: float,

@@ -12,17 +12,13 @@ second. Above 1 is faster than real time on one core. Codecs whose weights are n
 unavailable. The default list is every neural codec of the package at its main rates.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # noqa: I001 (one_core must load before numpy)
 
 import argparse
 import functools
-import os
-import time
 from pathlib import Path
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-for _name in THREAD_VARIABLES:  # one core: set before numpy and torch start their thread pools
-    os.environ[_name] = "1"
+from one_core import best_cpu_seconds  # first: one thread before numpy loads
 
 import numpy as np
 import soundfile as sf
@@ -34,15 +30,6 @@ from nsac.eval.bench_inputs import parse_condition
 EXAMPLE = Path(__file__).resolve().parents[1] / "nsac" / "data" / "example_speech.flac"
 DEFAULT_CODECS = ("autoencoder@1500", "autoencoder@3000", "autoencoder@6000", "autoencoder@12000",
                   "autoencoder-s2h", "lpcnet", "lpcnet-pred")
-
-
-def best_cpu_seconds(function, repeats: int) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.process_time()
-        result = function()
-        best = min(best, time.process_time() - start)
-    return best, result
 
 
 def stream_encode(codec, audio: np.ndarray) -> list[bytes]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nsac.audio import read
+from nsac.audio import read, resample
 from nsac.examples import example_path
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -18,6 +18,16 @@ def speech_test_files(n: int) -> list[Path]:
     folder = SHARED_DATA / "speech" / "test"
     files = sorted(folder.rglob("*.flac"))[:n] if folder.exists() else []
     return files or [example_path("speech")]
+
+
+def speech_test_clips(n: int, *, seconds: float, rate_hz: int) -> list[np.ndarray]:
+    """The first `seconds` of `speech_test_files(n)`, mono at rate_hz: float32 arrays (1, samples)."""
+    clips = []
+    for path in speech_test_files(n):
+        audio, rate = read(path)
+        audio = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=rate_hz)
+        clips.append(np.ascontiguousarray(audio[:, : round(seconds * rate_hz)], dtype=np.float32))
+    return clips
 
 
 @pytest.fixture(scope="session")

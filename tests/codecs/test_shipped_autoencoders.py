@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from nsac import pretrained
-from nsac.audio import read, resample
 from nsac.codecs import load_codec
 from nsac.eval.distances import mel_distance
-from tests.conftest import speech_test_files
+from tests.conftest import speech_test_clips
 
 RATE_HZ = 16000
 N_CLIPS = 3
@@ -32,22 +31,13 @@ MEL_DISTANCE_MAX: dict[tuple[str, tuple[tuple[str, int], ...]], float] = {
 WEIGHTS = {"autoencoder": "autoencoder-16k-stft", "autoencoder-s2h": "autoencoder-s2h-16k"}
 
 
-def _clips() -> list[np.ndarray]:
-    clips = []
-    for path in speech_test_files(N_CLIPS):
-        audio, rate = read(path)
-        audio = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=RATE_HZ)
-        clips.append(np.ascontiguousarray(audio[:, : round(CLIP_S * RATE_HZ)], dtype=np.float32))
-    return clips
-
-
 @pytest.mark.parametrize(("name", "options"), sorted(MEL_DISTANCE_MAX))
 def test_shipped_autoencoder_codes_real_test_speech(name: str, options: tuple[tuple[str, int], ...]) -> None:
     if WEIGHTS[name] not in pretrained.list_pretrained():
         pytest.skip(f"the {WEIGHTS[name]} weights are not shipped")
     codec = load_codec(name, sample_rate=RATE_HZ, **dict(options))
     distances, bits, seconds = [], 0, 0.0
-    for clip in _clips():
+    for clip in speech_test_clips(N_CLIPS, seconds=CLIP_S, rate_hz=RATE_HZ):
         packets = codec.encode(clip)
         decoded = codec.decode(packets, clip.shape[1])
         assert decoded.shape == clip.shape

@@ -10,12 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nsac.audio import read, resample
 from nsac.codecs import codec_class, load_codec
 from nsac.codecs.postfilter.registry import DEFAULT_ENHANCERS
 from nsac.eval.distances import mel_distance
 from nsac.pretrained import list_pretrained
-from tests.conftest import speech_test_files
+from tests.conftest import speech_test_clips
 
 #: clips per enhancer and the seconds kept of each
 N_CLIPS = 4
@@ -31,15 +30,6 @@ MEL_RATIO_MAX: dict[str, float] = {
 RATE_HZ = 16000
 
 
-def _clips(rate_hz: int) -> list[np.ndarray]:
-    clips = []
-    for path in speech_test_files(N_CLIPS):
-        audio, rate = read(path)
-        audio = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=rate_hz)
-        clips.append(np.ascontiguousarray(audio[:, : round(CLIP_S * rate_hz)], dtype=np.float32))
-    return clips
-
-
 @pytest.mark.parametrize(("codec_name", "bitrate_bps"), sorted(DEFAULT_ENHANCERS))
 def test_shipped_enhancer_improves_real_clips(codec_name: str, bitrate_bps: int) -> None:
     name = DEFAULT_ENHANCERS[(codec_name, bitrate_bps)]
@@ -51,7 +41,7 @@ def test_shipped_enhancer_improves_real_clips(codec_name: str, bitrate_bps: int)
     plain = load_codec(codec_name, bitrate=bitrate_bps, sample_rate=rate_hz)
     enhanced = load_codec(f"{codec_name}+enhance", bitrate=bitrate_bps, sample_rate=rate_hz)
     ratios = []
-    for audio in _clips(rate_hz):
+    for audio in speech_test_clips(N_CLIPS, seconds=CLIP_S, rate_hz=rate_hz):
         before = plain.decode(plain.encode(audio), audio.shape[1])
         after = enhanced.decode(enhanced.encode(audio), audio.shape[1])
         assert np.all(np.isfinite(after)) and np.abs(after).max() <= 1.0

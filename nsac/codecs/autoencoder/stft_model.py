@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nsac.codecs.autoencoder.model import SoundStreamAutoencoder
+from nsac.codecs.autoencoder.model import AutoencoderConfig, SoundStreamAutoencoder
 from nsac.errors import ParameterError
-from nsac.nn.conv import NORMS, CausalConv1d, CausalConvTranspose1d
+from nsac.nn.conv import CausalConv1d, CausalConvTranspose1d
 from nsac.nn.residual import CausalResidualUnit
 from nsac.nn.streaming import StreamingSequential
 from nsac.quant.rvq import ResidualVectorQuantizer
@@ -57,52 +57,26 @@ LOG_SPECTRUM_FLOOR = 1e-5
 
 
 @dataclass(frozen=True)
-class StftAutoencoderConfig:
-    """Hyperparameters of :class:`StftAutoencoder` (recipe section ``model``)."""
+class StftAutoencoderConfig(AutoencoderConfig):
+    """Hyperparameters of :class:`StftAutoencoder` (recipe section ``model``): the waveform model's, with
+    its checks, plus the STFT framing and the head; `strides` count STFT frames, not samples."""
 
-    n_fft: int = 320  # N: analysis and synthesis window, samples
-    stft_hop: int = 80  # H: samples per STFT frame
     channels: int = 128  # at the STFT frame rate; doubled after each downsampling, up to max_channels
     max_channels: int = 256
     strides: tuple[int, ...] = (4,)  # STFT frames per latent frame = prod(strides)
-    dilations: tuple[int, ...] = (1, 3, 9)
     residual_kernel: int = 5
-    residual_hidden_ratio: float = 0.5
-    latent_dim: int = 64
-    n_codebooks: int = 24
-    codebook_size: int = 1024
-    ema_decay: float = 0.99
-    usage_decay: float = 0.999
-    dead_ratio: float = 0.1
-    dropout_p: float = 0.5
-    dropout_min_n_q: int = 1
-    commitment_weight: float = 1.0
-    eval_codebooks: int = 12
-    norm: str = "weight"
+    n_fft: int = 320  # N: analysis and synthesis window, samples
+    stft_hop: int = 80  # H: samples per STFT frame
     phase: str = "absolute"  # "advance": the head sets phase advances; "centre": magnitudes only (InverseStftHead)
     analysis: str = "learned"  # "log_spectrum": the encoder starts from log STFT magnitudes (LogSpectrum)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.n_fft < 2 or self.stft_hop < 1 or self.n_fft % self.stft_hop:
             raise ParameterError(f"model.n_fft={self.n_fft} must be a multiple of model.stft_hop="
                                  f"{self.stft_hop} (the Hann windows then overlap-add to a constant)")
         if self.n_fft // self.stft_hop < 2:
             raise ParameterError(f"model.n_fft={self.n_fft} must be at least twice stft_hop={self.stft_hop}")
-        if any(int(s) < 1 for s in self.strides) or not self.dilations or any(int(d) < 1 for d in self.dilations):
-            raise ParameterError(f"model.strides={self.strides} and dilations={self.dilations} must be "
-                                 "positive integers")
-        if self.channels < 1 or self.max_channels < self.channels or self.latent_dim < 1:
-            raise ParameterError(f"model.channels={self.channels} must be >= 1 and <= max_channels="
-                                 f"{self.max_channels}; latent_dim={self.latent_dim} >= 1")
-        if not 0 < self.residual_hidden_ratio <= 4:
-            raise ParameterError(f"model.residual_hidden_ratio={self.residual_hidden_ratio} must lie in (0, 4]")
-        if not 1 <= self.eval_codebooks <= self.n_codebooks:
-            raise ParameterError(f"model.eval_codebooks={self.eval_codebooks} must lie in 1..n_codebooks="
-                                 f"{self.n_codebooks}")
-        if self.commitment_weight < 0:
-            raise ParameterError(f"model.commitment_weight={self.commitment_weight} must be >= 0")
-        if self.norm not in NORMS:
-            raise ParameterError(f"model.norm={self.norm!r}; use one of {', '.join(NORMS)}")
         if self.phase not in PHASE_MODES:
             raise ParameterError(f"model.phase={self.phase!r}; use one of {', '.join(PHASE_MODES)}")
         if self.analysis not in ANALYSES:
@@ -110,11 +84,7 @@ class StftAutoencoderConfig:
 
     @property
     def hop_samples(self) -> int:
-        return self.stft_hop * math.prod(int(s) for s in self.strides)
-
-    def level_channels(self) -> list[int]:
-        """Channels at the STFT frame rate and after each downsampling."""
-        return [min(self.channels * 2 ** i, self.max_channels) for i in range(len(self.strides) + 1)]
+        return self.stft_hop * super().hop_samples
 
 
 class OverlapAdd(nn.Module):
@@ -264,7 +234,7 @@ class StftAutoencoder(SoundStreamAutoencoder):
     Config = StftAutoencoderConfig
 
     def __init__(self, config: StftAutoencoderConfig, *, sample_rate_hz: int) -> None:
-        nn.Module.__init__(self)
+        nn.Module.__init__(self)  # the layers differ; framing, encode/decode and streaming are inherited
         self.config, self.sample_rate_hz = config, int(sample_rate_hz)
         c = config.level_channels()
         norm = config.norm
