@@ -221,6 +221,7 @@ class TrainConfig:
     progress: bool = True  # a progress bar on the first process
     device: str = "auto"  # auto: cuda when available
     threads: int = 0  # torch threads per process; 0: the CPU cores divided among the local processes
+    init_from: str = ""  # a new run starts from these weights: a checkpoint path or pretrained:NAME (warm_start.py)
 
     def __post_init__(self) -> None:
         require(self.max_steps >= 1, f"train.max_steps={self.max_steps} must be >= 1")

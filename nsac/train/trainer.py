@@ -36,6 +36,7 @@ from nsac.train.progress import progress_bar
 from nsac.train.recipes import RESUMABLE_KEYS, differences, recipe_from_dict, recipe_to_dict
 from nsac.train.setup_data import TrainingData, prepare_data
 from nsac.train.validate import usable_metrics, validate
+from nsac.train.warm_start import warm_start
 
 #: per-process seed for training-time randomness (noise, dropout): distinct per rank, fixed by the recipe seed
 _PROCESS_SEED_STRIDE = 1_000_003
@@ -136,6 +137,13 @@ class Trainer:
     def _resume_or_seed(self) -> None:
         state, self._saved = self._saved, None
         if state is None:
+            if self.recipe.train.init_from:
+                report = warm_start(self.model, self.recipe.train.init_from)
+                if self.ema is not None:
+                    self.ema.load_state_dict(self.model.state_dict())
+                if self.context.is_main:
+                    print(f"nsac train: started from {self.recipe.train.init_from}: {len(report['copied'])} "
+                          f"tensors copied, {len(report['grown'])} grown, {len(report['fresh'])} fresh")
             torch.manual_seed((self.recipe.seed + 1) * _PROCESS_SEED_STRIDE + self.context.rank)
             return
         self.model.load_state_dict(state["model"])
