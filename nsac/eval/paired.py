@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nsac.errors import ParameterError
 from nsac.eval.metrics import METRICS
+from nsac.eval.summary import mean_ci
 
 #: metrics compared when none are named: every score column the bench writes, in this order
 DEFAULT_COLUMNS = ("pesq_wb", "visqol_speech", "visqol_audio", "dnsmos_ovrl", "stoi", "si_sdr",
@@ -38,6 +39,7 @@ class PairedChange:
     base_mean: float
     test_mean: float
     mean_change: float
+    change_ci95: float  # half-width of the 95 % interval of the mean change (Student t); NaN for one file
     n_better: int
     worst_change: float
     worst_file: str
@@ -96,16 +98,19 @@ def paired_changes(results_csv: str | Path, *, base: str, test: str,
             column=column, higher_is_better=higher, n_files=n,
             base_mean=sum(p[1] for p in pairs) / n, test_mean=sum(p[2] for p in pairs) / n,
             mean_change=sum(p[2] - p[1] for p in pairs) / n,
+            change_ci95=mean_ci([p[2] - p[1] for p in pairs])["ci95"],
             n_better=sum(1 for p in pairs if sign * (p[2] - p[1]) > 0),
             worst_change=worst_t - worst_b, worst_file=worst_file))
     return changes
 
 
 def changes_markdown(changes: Sequence[PairedChange]) -> str:
-    """A markdown table: metric, base and test means, mean change, files better, worst file's change."""
+    """A markdown table: metric, base and test means, mean change ± its 95 % interval, files better, worst
+    file's change."""
     lines = ["| metric | base | test | mean change | files better | worst file's change |",
              "|---|---|---|---|---|---|"]
     for c in changes:
-        lines.append(f"| {c.column} | {c.base_mean:.3f} | {c.test_mean:.3f} | {c.mean_change:+.3f} | "
+        interval = "" if math.isnan(c.change_ci95) else f" ± {c.change_ci95:.3f}"
+        lines.append(f"| {c.column} | {c.base_mean:.3f} | {c.test_mean:.3f} | {c.mean_change:+.3f}{interval} | "
                      f"{c.n_better}/{c.n_files} | {c.worst_change:+.3f} ({c.worst_file}) |")
     return "\n".join(lines)

@@ -33,6 +33,8 @@ def test_changes_follow_each_metrics_direction(results: Path) -> None:
     pesq, mel = paired_changes(results, base="plain", test="enh", columns=["pesq_wb", "mel_distance"])
     assert pesq.n_files == 3 and pesq.n_better == 2
     assert pesq.mean_change == pytest.approx((0.5 - 0.2 + 0.3) / 3)
+    # Student t with 2 degrees of freedom (t = 4.3027) times the changes' std (0.13 ** 0.5) over sqrt(3)
+    assert pesq.change_ci95 == pytest.approx(4.3027 * 0.13 ** 0.5 / 3 ** 0.5, rel=1e-4)
     assert (pesq.worst_file, pesq.worst_change) == ("b.flac", pytest.approx(-0.2))
     assert mel.n_files == 2 and mel.n_better == 1 and not mel.higher_is_better
     assert (mel.worst_file, mel.worst_change) == ("b.flac", pytest.approx(0.5))  # distance up: worse
@@ -50,4 +52,4 @@ def test_unknown_conditions_and_columns_are_named(results: Path) -> None:
 def test_the_cli_prints_a_table(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", str(results), "--base", "plain", "--test", "enh"]) == 0
     out = capsys.readouterr().out
-    assert "| pesq_wb | 2.000 | 2.200 | +0.200 | 2/3 | -0.200 (b.flac) |" in out
+    assert "| pesq_wb | 2.000 | 2.200 | +0.200 ± 0.896 | 2/3 | -0.200 (b.flac) |" in out

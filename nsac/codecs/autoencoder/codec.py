@@ -29,7 +29,7 @@ from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
 from nsac.errors import ParameterError, WeightsError
 
 SAMPLE_RATE_HZ = 16000
-DEFAULT_WEIGHTS = "autoencoder-16k-stft"
+DEFAULT_WEIGHTS = "autoencoder-16k-harmonic"
 #: the model families (training names) and task the weights' JSON must name: the waveform model (model.py)
 #: and the inverse-STFT one (stft_model.py) share encoder framing, quantiser and streaming interface
 MODEL_NAMES = ("soundstream", "soundstream-stft")
@@ -138,7 +138,8 @@ class AutoencoderCodec(Codec):
     sample_rate : 16000 (resample other audio first; `nsac encode` does)
     bitrate : bit/s, a whole number of codebooks (500 bit/s each with 1024 entries at 50 frames/s)
     channels : 1
-    weights : registered autoencoder weights (default ``autoencoder-16k-stft``)
+    weights : registered autoencoder weights (default ``autoencoder-16k-harmonic``; the first shipped ones,
+        ``autoencoder-16k-stft``, stay available)
     frames_per_packet : 20 ms frames per packet, 1..50 (default 2: 40 ms)
     entropy_coding : range-code packets with the weights' learned code counts when that is shorter
         (False: fixed-length packets only, a constant rate)
