@@ -57,19 +57,20 @@ def resynthesise(magnitude: torch.Tensor, phase: torch.Tensor, n_samples: int) -
 
 def harmonic_frames(x: np.ndarray, log_magnitude: torch.Tensor) -> torch.Tensor:
     """The harmonic head's frames (N, frames) for log-magnitudes (bins, frames) of the causal STFT of x."""
-    from nsac.codecs.autoencoder.stft_model import VOICED_PERIODICITY, HarmonicStftHead
+    from nsac.codecs.autoencoder.stft_model import F0_MAX_HZ, F0_MIN_HZ, VOICED_PERIODICITY, HarmonicStftHead
     from nsac.dsp.pitch_torch import frame_pitch
 
     head = HarmonicStftHead(N_FFT, HOP, sample_rate_hz=16000)
     n_frames = log_magnitude.shape[1]
     padded = torch.nn.functional.pad(torch.from_numpy(x).float(), (0, HOP * n_frames))[None, : HOP * n_frames]
-    f0_hz, periodicity = frame_pitch(padded, sample_rate_hz=16000, hop_samples=HOP, window_samples=N_FFT)
+    f0_hz, periodicity = frame_pitch(padded, sample_rate_hz=16000, hop_samples=HOP, window_samples=N_FFT,
+                                     min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
     # causal frame j ends on sample H j, centred H j - N / 2; pitch frame i is centred on H i + H / 2
     lag = round((N_FFT / 2 + HOP / 2) / HOP)
     f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1)
     periodicity = torch.cat([periodicity.new_zeros(1, lag), periodicity[:, :-lag]], dim=-1)
     voicing = torch.where(periodicity >= VOICED_PERIODICITY, 30.0, -30.0).expand(log_magnitude.shape[0], -1)
-    head.teacher_f0_hz = f0_hz.clamp(62.5, 500.0)
+    head.teacher_f0_hz = f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ)
     inputs = torch.cat([log_magnitude.float(), voicing, torch.zeros(1, n_frames)])[None]
     return head(inputs)[0].double()
 
@@ -137,12 +138,13 @@ def main() -> None:
                                                         len(delayed))
             for name, y in outputs.items():
                 r = evaluate(x, y[delay:], sample_rate=rate, metrics=["pesq_wb", "visqol_speech", "dnsmos"])
-                scores.setdefault((name, delay), []).append((r["pesq_wb"], r["visqol_speech"], r["dnsmos_ovrl"]))
+                scores.setdefault((name, delay), []).append(
+                    (r["pesq_wb"], r["visqol_speech"], r["dnsmos_ovrl"]))
     print(f"{len(chosen)} files of {args.data}, {args.seconds:g} s each, true STFT magnitudes")
     print("| phase rule | delay (samples) | PESQ-WB | ViSQOL | DNSMOS OVRL |")
     print("|---|---|---|---|---|")
     rules = list(dict.fromkeys(name for name, _ in scores))
-    for (name, delay), values in sorted(scores.items(), key=lambda item: (rules.index(item[0][0]), item[0][1])):
+    for (name, delay), values in sorted(scores.items(), key=lambda kv: (rules.index(kv[0][0]), kv[0][1])):
         pesq, visqol, dnsmos = np.mean(values, axis=0)
         print(f"| {name} | {delay} | {pesq:.2f} | {visqol:.2f} | {dnsmos:.2f} |")
 

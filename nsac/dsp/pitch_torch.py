@@ -53,7 +53,7 @@ def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, windo
     power = F.pad(torch.cumsum(long * long, dim=-1), (1, 0))
     past_energy = (power[..., window_samples:] - power[..., :-window_samples])[..., : max_lag + 1]
     past_energy = past_energy.flip(-1)[..., min_lag - 1:]
-    energy = past_energy[..., :1] * 0 + (current * current).sum(-1, keepdim=True)
+    energy = (current * current).sum(-1, keepdim=True)
     correlation = lagged / torch.sqrt((energy + ENERGY_FLOOR) * (past_energy.clamp(min=0) + ENERGY_FLOOR))
     inner = correlation[..., 1:-1]
     best = inner.max(dim=-1, keepdim=True).values
@@ -66,7 +66,8 @@ def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, windo
     before = correlation.gather(-1, index[..., None])[..., 0]
     after = correlation.gather(-1, index[..., None] + 2)[..., 0]
     curvature = before - 2 * centre + after
-    shift = torch.where(curvature < 0, 0.5 * (before - after) / curvature.clamp(max=-1e-6), 0.0).clamp(-0.5, 0.5)
+    vertex = 0.5 * (before - after) / curvature.clamp(max=-1e-6)  # the parabola's peak, in lags
+    shift = torch.where(curvature < 0, vertex, 0.0).clamp(-0.5, 0.5)
     period = index + min_lag + shift
     return sample_rate_hz / period, centre.clamp(min=0.0)
 

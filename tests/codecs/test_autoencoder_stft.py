@@ -147,7 +147,8 @@ def test_harmonic_head_makes_harmonics_of_its_pitch_from_a_flat_envelope(f0_hz: 
     flat = torch.zeros(1, 161, frames)
 
     def output(voicing: float) -> np.ndarray:
-        x = torch.cat([flat, torch.full_like(flat, voicing), torch.full((1, 1, frames), pitch_logit(f0_hz))], 1)
+        pitch = torch.full((1, 1, frames), pitch_logit(f0_hz))
+        x = torch.cat([flat, torch.full_like(flat, voicing), pitch], 1)
         return overlap_add(head(x))[0, 0, 4000:].numpy()
 
     # voiced: harmonics of f0 (within 10 Hz) carry all but a few percent of the energy (the phase vocoder
@@ -185,7 +186,8 @@ def test_harmonic_training_forward_teaches_pitch_and_voicing_with_finite_gradien
     assert set(aux) == {"vq_commitment", "f0", "voicing"} and head.teacher_f0_hz is None
     assert float(aux["f0"].detach()) > 0 and float(aux["voicing"].detach()) > 0
     (y.abs().mean() + sum(aux.values())).backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained)
 
 
 @pytest.mark.parametrize(("phase", "analysis"), [("absolute", "learned"), ("advance", "log_spectrum"),

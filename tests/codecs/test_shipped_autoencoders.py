@@ -33,7 +33,8 @@ WEIGHTS = {"autoencoder": "autoencoder-16k-harmonic", "autoencoder-s2h": "autoen
 
 
 @pytest.mark.parametrize(("name", "options"), sorted(MEL_DISTANCE_MAX))
-def test_shipped_autoencoder_codes_real_test_speech(name: str, options: tuple[tuple[str, int | str], ...]) -> None:
+def test_shipped_autoencoder_codes_real_test_speech(name: str,
+                                                   options: tuple[tuple[str, int | str], ...]) -> None:
     weights = str(dict(options).get("weights", WEIGHTS[name]))
     if weights not in pretrained.list_pretrained():
         pytest.skip(f"the {weights} weights are not shipped")

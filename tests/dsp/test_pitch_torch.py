@@ -13,7 +13,7 @@ RATE_HZ = 16000
 
 
 def pulse_train(f0_hz: np.ndarray) -> torch.Tensor:
-    """A band-limited glottal-like wave (harmonics falling 6 dB/octave) whose pitch follows f0_hz per sample."""
+    """A band-limited wave (29 harmonics falling 6 dB/octave) whose pitch follows f0_hz, sample by sample."""
     phase = 2 * np.pi * np.cumsum(f0_hz) / RATE_HZ
     harmonics = np.arange(1, 30)
     x = (np.sin(np.outer(phase, harmonics) + harmonics) / harmonics).sum(1)

@@ -7,10 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import SMOKE_SETTINGS
 
 from nsac import pretrained
 from nsac.codecs.autoencoder.stft_model import StftAutoencoder, StftAutoencoderConfig
 from nsac.errors import ParameterError
+from nsac.train import checkpoint as ckpt
+from nsac.train.run import train
+from nsac.train.trainer import TrainResult
 from nsac.train.warm_start import warm_start
 
 TINY = StftAutoencoderConfig(n_fft=32, stft_hop=8, channels=4, max_channels=8, strides=(5, 8), dilations=(1, 3),
@@ -63,3 +67,23 @@ def test_weights_that_share_nothing_are_refused(tmp_path: Path, monkeypatch: pyt
         warm_start(model("centre", seed=0), "pretrained:unrelated")
     with pytest.raises(ParameterError, match="empty"):
         warm_start(model("centre", seed=0), "")
+
+
+def max_change(source: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> float:
+    """The largest change of a floating-point weight outside the quantiser (whose EMA moves on its own)."""
+    return max(float((state[k] - v).abs().max()) for k, v in source.items()
+               if v.is_floating_point() and k in state and "quantizer" not in k)
+
+
+def test_a_run_with_init_from_starts_from_the_checkpoint(smoke_run: tuple[Path, TrainResult], tiny_corpus: Path,
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = ckpt.load(smoke_run[1].checkpoint)["ema"]
+    runs = {}
+    for name, extra in (("warm", [f"init_from={smoke_run[1].checkpoint}"]), ("fresh", [])):
+        result = train("smoke", data=tiny_corpus, out=tmp_path / name,
+                       overrides=[*SMOKE_SETTINGS, "max_steps=1", *extra])
+        runs[name] = ckpt.load(result.checkpoint)
+    assert "started from" in capsys.readouterr().out
+    assert runs["warm"]["step"] == 1  # a new run: its own step count, optimiser and discriminator
+    # one AdamW step moves a weight by about the learning rate; a fresh initialisation is far away
+    assert max_change(source, runs["warm"]["model"]) < 0.01 < max_change(source, runs["fresh"]["model"])

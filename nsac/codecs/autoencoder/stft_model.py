@@ -87,10 +87,11 @@ class StftAutoencoderConfig(AutoencoderConfig):
     residual_kernel: int = 5
     n_fft: int = 320  # N: analysis and synthesis window, samples
     stft_hop: int = 80  # H: samples per STFT frame
-    phase: str = "absolute"  # "advance": the head sets phase advances; "centre": magnitudes only (InverseStftHead);
-    #                          "harmonic": magnitudes, voicing and pitch (HarmonicStftHead)
+    # "advance": the head sets phase advances; "centre": magnitudes only (InverseStftHead); "harmonic":
+    # magnitudes, voicing and pitch (HarmonicStftHead)
+    phase: str = "absolute"
     f0_weight: float = 1.0  # "harmonic": weight of the pitch loss (mean |log2 ratio| over voiced frames)
-    voicing_weight: float = 1.0  # "harmonic": weight of the voicing loss (binary cross-entropy, VOICING_MAX_HZ)
+    voicing_weight: float = 1.0  # "harmonic": weight of the voicing loss (cross-entropy up to VOICING_MAX_HZ)
     analysis: str = "learned"  # "log_spectrum": the encoder starts from log STFT magnitudes (LogSpectrum)
 
     def __post_init__(self) -> None:
@@ -271,11 +272,12 @@ class HarmonicStftHead(InverseStftHead):
     A harmonic's phase is h times the fundamental's, so every bin near harmonic h rotates together and a
     voiced frame resynthesises as harmonics of f0 whatever the magnitudes' fine structure: the network sets
     a smooth envelope, voicing and pitch, which it learns in CPU-length training, instead of harmonic
-    peaks, which the `centre` head left blurred above about 1 kHz (docs/rd-speech.png).
+    peaks, which the `centre` head's weights left blurred above about 1 kHz.
 
     The pitch in the phases is `teacher_f0_hz` (B, T) while a training forward sets it (the pitch of the
     clean input), else the predicted one; the predicted log2 f0 and the voicing logits of the last call stay
-    in `log2_f0` and `voicing_logits` for the training losses. Streaming state: (B, 2) float64, the fundamental's phase and the frames done so far.
+    in `log2_f0` and `voicing_logits` for the training losses. Streaming state: (B, 2) float64, the
+    fundamental's phase and the number of frames done so far.
     """
 
     def __init__(self, n_fft: int, hop_samples: int, *, sample_rate_hz: int) -> None:
@@ -283,7 +285,8 @@ class HarmonicStftHead(InverseStftHead):
         self.phase, self.hop_samples, self.sample_rate_hz = "harmonic", hop_samples, sample_rate_hz
         self.in_channels = 2 * self.n_bins + 1
         generator = torch.Generator().manual_seed(NOISE_PHASE_SEED)
-        noise = 2 * math.pi * torch.rand(self.n_bins, NOISE_PHASE_FRAMES, generator=generator, dtype=torch.float64)
+        noise = 2 * math.pi * torch.rand(self.n_bins, NOISE_PHASE_FRAMES, generator=generator,
+                                         dtype=torch.float64)
         self.register_buffer("noise_phase", noise, persistent=False)
         bins = torch.arange(self.n_bins, dtype=torch.float64)
         self.register_buffer("bin_hz", bins * sample_rate_hz / n_fft, persistent=False)
@@ -372,8 +375,9 @@ class StftAutoencoder(SoundStreamAutoencoder):
         for i in reversed(range(len(config.strides))):
             s = config.strides[i]
             decoder += [nn.ELU(), CausalConvTranspose1d(c[i + 1], c[i], 2 * s, stride=s, norm=norm), *units(c[i])]
-        head = (HarmonicStftHead(config.n_fft, config.stft_hop, sample_rate_hz=sample_rate_hz)
-                if config.phase == "harmonic" else InverseStftHead(config.n_fft, config.stft_hop, phase=config.phase))
+        head: InverseStftHead = (
+            HarmonicStftHead(config.n_fft, config.stft_hop, sample_rate_hz=sample_rate_hz)
+            if config.phase == "harmonic" else InverseStftHead(config.n_fft, config.stft_hop, phase=config.phase))
         decoder += [nn.ELU(), CausalConv1d(c[0], head.in_channels, 1, norm=norm), head,
                     OverlapAdd(config.n_fft, config.stft_hop)]
         self.decoder = StreamingSequential(*decoder)
@@ -384,7 +388,7 @@ class StftAutoencoder(SoundStreamAutoencoder):
         return self.hop_samples - 1 + self.config.n_fft - self.config.stft_hop
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """As the waveform model's; a training forward of the "harmonic" head also teaches it pitch and voicing.
+        """As the waveform model's; a training forward of the "harmonic" head also teaches pitch and voicing.
 
         The pitch of the clean input (nsac.dsp.pitch_torch) drives the head's phases (teacher forcing) and
         is the target of its pitch output on voiced frames: aux loss "f0", f0_weight x mean |log2 ratio|.
@@ -402,8 +406,9 @@ class StftAutoencoder(SoundStreamAutoencoder):
                                          min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
         # output frame t is centred on input sample H t + N/2 - delay: the pitch frame `lag` frames earlier
         lag = round((self.delay_samples - self.config.n_fft / 2 + hop / 2) / hop)
-        f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1) if lag else f0_hz
-        periodicity = torch.cat([periodicity.new_zeros(x.shape[0], lag), periodicity[:, :-lag]], dim=-1)
+        if lag:
+            f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1)
+            periodicity = torch.cat([periodicity.new_zeros(x.shape[0], lag), periodicity[:, :-lag]], dim=-1)
         head.teacher_f0_hz = f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ)
         try:
             y, aux = super().forward(x)
@@ -416,7 +421,8 @@ class StftAutoencoder(SoundStreamAutoencoder):
         logits = head.voicing_logits[:, : int(VOICING_MAX_HZ * self.config.n_fft / self.sample_rate_hz) + 1]
         cross_entropy = F.binary_cross_entropy_with_logits(
             logits, voiced[:, None, :].expand_as(logits), reduction="none").mean(1)
-        aux["voicing"] = self.config.voicing_weight * (cross_entropy * decided).sum() / decided.sum().clamp(min=1.0)
+        aux["voicing"] = (self.config.voicing_weight * (cross_entropy * decided).sum()
+                          / decided.sum().clamp(min=1.0))
         return y, aux
 
 
