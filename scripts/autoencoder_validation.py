@@ -1,0 +1,111 @@
+"""Score autoencoder weights on validation clips of training speakers (never the test split).
+
+The clips are every 75th file of the sorted training folder (20 files of speech/train). Each is coded and
+decoded by the `autoencoder` codec at --bitrate, and DNSMOS (OVRL, SIG, BAK) and ViSQOL are averaged. With
+--true-pitch the weights' harmonic head (phase: harmonic) is driven by the input's pitch instead of the
+decoded one (the model's whole-signal forward at its eval codebooks, not the codec), which measures how
+much the decoded pitch costs; the median and the share of voiced frames off by more than half an octave
+are printed too. This is how the README's validation figures for the harmonic weights were taken::
+
+    python scripts/autoencoder_validation.py autoencoder-16k-harmonic --opus
+    nsac export RUN/checkpoints/step_00003750.pt --name h3750 --pretrained-dir W
+    python scripts/autoencoder_validation.py h3750 --pretrained-dir W --true-pitch
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+EVERY_NTH_FILE = 75
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", help="registered autoencoder weights")
+    parser.add_argument("--pretrained-dir", type=Path, help="where the weights are (default: the package's)")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/speech/train"))
+    parser.add_argument("--bitrate", type=int, default=6000)
+    parser.add_argument("--true-pitch", action="store_true", help="also decode with the input's pitch")
+    parser.add_argument("--opus", action="store_true", help="also score Opus at the same bitrate")
+    args = parser.parse_args()
+    if args.pretrained_dir:
+        os.environ["NSAC_PRETRAINED_DIR"] = str(args.pretrained_dir)
+    import soundfile as sf
+    import torch
+
+    from nsac.codecs import load_codec
+    from nsac.eval.perceptual import dnsmos, visqol_speech
+
+    torch.set_num_threads(1)
+    paths = sorted(args.data.rglob("*.flac"))[EVERY_NTH_FILE - 1 :: EVERY_NTH_FILE]
+    if not paths:
+        raise SystemExit(f"no .flac files under {args.data}")
+    codec = load_codec("autoencoder", bitrate=args.bitrate, weights=args.weights)
+    opus = load_codec("opus", bitrate=args.bitrate) if args.opus else None
+    scores: dict[str, list[tuple[float, float, float, float]]] = {}
+    pitch_errors: list[float] = []
+
+    def score(name: str, x: np.ndarray, y: np.ndarray) -> None:
+        d = dnsmos(y, sample_rate=16000)
+        scores.setdefault(name, []).append((d["ovrl"], d["sig"], d["bak"], visqol_speech(x, y, sample_rate=16000)))
+
+    for path in paths:
+        x, rate = sf.read(path, dtype="float32")
+        if rate != 16000 or x.ndim != 1:
+            raise SystemExit(f"{path}: {rate} Hz, {x.ndim} dims; give 16 kHz mono speech")
+        score("codec", x, codec.decode(codec.encode(x), num_samples=len(x)))
+        if opus is not None:
+            score(f"opus@{args.bitrate}", x, opus.decode(opus.encode(x), num_samples=len(x)))
+        if args.true_pitch:
+            decoded, true_pitch, errors = _pitch_forwards(args.weights, x)
+            score("model, decoded pitch", x, decoded)
+            score("model, true pitch", x, true_pitch)
+            pitch_errors.extend(errors)
+    print(f"{args.weights} at {args.bitrate} b/s on {len(paths)} clips of {args.data}")
+    print("| decoding | DNSMOS OVRL | SIG | BAK | ViSQOL |")
+    print("|---|---|---|---|---|")
+    for name, values in scores.items():
+        ovrl, sig, bak, visqol = np.mean(values, axis=0)
+        print(f"| {name} | {ovrl:.3f} | {sig:.3f} | {bak:.3f} | {visqol:.3f} |")
+    if pitch_errors:
+        e = np.asarray(pitch_errors)
+        print(f"decoded pitch on voiced frames: median error {np.median(e):.3f} octave, "
+              f"{100 * np.mean(e > 0.5):.1f} % off by more than half an octave")
+
+
+def _pitch_forwards(weights: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """The model's eval forward with its decoded pitch and with the input's; the voiced frames' errors."""
+    import torch
+
+    from nsac.codecs.autoencoder.codec import load_autoencoder
+    from nsac.codecs.autoencoder.stft_model import F0_MAX_HZ, F0_MIN_HZ, VOICED_PERIODICITY, HarmonicStftHead
+    from nsac.dsp.pitch_torch import frame_pitch
+
+    model = load_autoencoder(weights)
+    head = model.decoder[-2]
+    if not isinstance(head, HarmonicStftHead):
+        raise SystemExit(f"{weights} has no harmonic head (phase: harmonic); leave out --true-pitch")
+    signal = torch.from_numpy(x)[None, None]
+    hop, n_fft = model.config.stft_hop, model.config.n_fft
+    f0_hz, periodicity = frame_pitch(model._padded(signal)[:, 0], sample_rate_hz=16000, hop_samples=hop,
+                                     window_samples=n_fft, min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
+    lag = round((model.delay_samples - n_fft / 2 + hop / 2) / hop)  # as StftAutoencoder.forward aligns it
+    f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1).clamp(F0_MIN_HZ, F0_MAX_HZ)
+    periodicity = torch.cat([periodicity.new_zeros(1, lag), periodicity[:, :-lag]], dim=-1)
+    with torch.no_grad():
+        decoded, _ = model(signal)
+        errors = (head.log2_f0 - torch.log2(f0_hz)).abs()[periodicity >= VOICED_PERIODICITY].tolist()
+        head.teacher_f0_hz = f0_hz
+        try:
+            true_pitch, _ = model(signal)
+        finally:
+            head.teacher_f0_hz = None
+    return decoded[0, 0].numpy(), true_pitch[0, 0].numpy(), errors
+
+
+if __name__ == "__main__":
+    main()
