@@ -82,20 +82,14 @@ def _pitch_forwards(weights: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     import torch
 
     from nsac.codecs.autoencoder.codec import load_autoencoder
-    from nsac.codecs.autoencoder.stft_model import F0_MAX_HZ, F0_MIN_HZ, VOICED_PERIODICITY, HarmonicStftHead
-    from nsac.dsp.pitch_torch import frame_pitch
+    from nsac.codecs.autoencoder.stft_model import VOICED_PERIODICITY, HarmonicStftHead
 
     model = load_autoencoder(weights)
     head = model.decoder[-2]
     if not isinstance(head, HarmonicStftHead):
         raise SystemExit(f"{weights} has no harmonic head (phase: harmonic); leave out --true-pitch")
     signal = torch.from_numpy(x)[None, None]
-    hop, n_fft = model.config.stft_hop, model.config.n_fft
-    f0_hz, periodicity = frame_pitch(model._padded(signal)[:, 0], sample_rate_hz=16000, hop_samples=hop,
-                                     window_samples=n_fft, min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
-    lag = round((model.delay_samples - n_fft / 2 + hop / 2) / hop)  # as StftAutoencoder.forward aligns it
-    f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1).clamp(F0_MIN_HZ, F0_MAX_HZ)
-    periodicity = torch.cat([periodicity.new_zeros(1, lag), periodicity[:, :-lag]], dim=-1)
+    f0_hz, periodicity = model.pitch_targets(signal)
     with torch.no_grad():
         decoded, _ = model(signal)
         errors = (head.log2_f0 - torch.log2(f0_hz)).abs()[periodicity >= VOICED_PERIODICITY].tolist()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from nsac.audio import read, resample, write
+from nsac.audio import read, write
 from nsac.codecs import codec_class, load_codec
 from nsac.codecs.base import Codec
 from nsac.codecs.postfilter.codec import enhancer_complexity
@@ -26,7 +26,7 @@ from nsac.eval.bench_inputs import Condition, parse_condition
 from nsac.eval.distances import mel_distance
 from nsac.nn.streaming import stream_in_chunks
 from nsac.pretrained import list_pretrained, load_weights, pretrained_dir
-from tests.conftest import speech_test_files
+from tests.conftest import speech_test_clips
 
 OPUS_6K = DEFAULT_ENHANCERS[("opus", 6000)]
 RATE_HZ = 16000
@@ -52,12 +52,7 @@ def _random_model(seed: int = 0) -> StftEnhancer:
 
 
 def _clips(n: int, seconds: float) -> list[np.ndarray]:
-    clips = []
-    for path in speech_test_files(n):
-        audio, rate = read(path)
-        audio = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=RATE_HZ)
-        clips.append(np.ascontiguousarray(audio[:, : round(seconds * RATE_HZ)], dtype=np.float32))
-    return clips
+    return speech_test_clips(n, seconds=seconds, rate_hz=RATE_HZ)
 
 
 # --- the model ------------------------------------------------------------------------------------------

@@ -387,10 +387,28 @@ class StftAutoencoder(SoundStreamAutoencoder):
         """Samples by which the streamed output lags the input (see the module docstring)."""
         return self.hop_samples - 1 + self.config.n_fft - self.config.stft_hop
 
+    def pitch_targets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pitch (Hz, within F0_MIN_HZ..F0_MAX_HZ) and periodicity of audio x (B, 1, T) per decoder frame.
+
+        Two tensors (B, frames), aligned with the frames the decoder outputs for x (nsac.dsp.pitch_torch):
+        output frame t is centred on input sample H t + N/2 - delay, the pitch frame `lag` frames earlier.
+        """
+        from nsac.dsp.pitch_torch import frame_pitch
+
+        hop = self.config.stft_hop
+        f0_hz, periodicity = frame_pitch(self._padded(x)[:, 0], sample_rate_hz=self.sample_rate_hz,
+                                         hop_samples=hop, window_samples=self.config.n_fft,
+                                         min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
+        lag = round((self.delay_samples - self.config.n_fft / 2 + hop / 2) / hop)
+        if lag:
+            f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1)
+            periodicity = torch.cat([periodicity.new_zeros(x.shape[0], lag), periodicity[:, :-lag]], dim=-1)
+        return f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ), periodicity
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """As the waveform model's; a training forward of the "harmonic" head also teaches pitch and voicing.
 
-        The pitch of the clean input (nsac.dsp.pitch_torch) drives the head's phases (teacher forcing) and
+        The pitch of the clean input (`pitch_targets`) drives the head's phases (teacher forcing) and
         is the target of its pitch output on voiced frames: aux loss "f0", f0_weight x mean |log2 ratio|.
         Frames of clear periodicity (voiced) or clear aperiodicity (unvoiced) are the target of the voicing
         of every bin up to VOICING_MAX_HZ: aux loss "voicing", a binary cross-entropy.
@@ -398,24 +416,14 @@ class StftAutoencoder(SoundStreamAutoencoder):
         head = self.decoder[-2]
         if not (self.training and isinstance(head, HarmonicStftHead)):
             return super().forward(x)
-        from nsac.dsp.pitch_torch import frame_pitch
-
-        hop = self.config.stft_hop
-        f0_hz, periodicity = frame_pitch(self._padded(x)[:, 0], sample_rate_hz=self.sample_rate_hz,
-                                         hop_samples=hop, window_samples=self.config.n_fft,
-                                         min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
-        # output frame t is centred on input sample H t + N/2 - delay: the pitch frame `lag` frames earlier
-        lag = round((self.delay_samples - self.config.n_fft / 2 + hop / 2) / hop)
-        if lag:
-            f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1)
-            periodicity = torch.cat([periodicity.new_zeros(x.shape[0], lag), periodicity[:, :-lag]], dim=-1)
-        head.teacher_f0_hz = f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ)
+        f0_hz, periodicity = self.pitch_targets(x)
+        head.teacher_f0_hz = f0_hz
         try:
             y, aux = super().forward(x)
         finally:
             head.teacher_f0_hz = None
         voiced = (periodicity >= VOICED_PERIODICITY).to(y.dtype)
-        error = (head.log2_f0 - torch.log2(f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ))).abs()
+        error = (head.log2_f0 - torch.log2(f0_hz)).abs()
         aux["f0"] = self.config.f0_weight * (error * voiced).sum() / voiced.sum().clamp(min=1.0)
         decided = voiced + (periodicity < UNVOICED_PERIODICITY).to(y.dtype)  # 1 where the frame is clear
         logits = head.voicing_logits[:, : int(VOICING_MAX_HZ * self.config.n_fft / self.sample_rate_hz) + 1]
