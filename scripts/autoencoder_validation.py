@@ -4,10 +4,13 @@ The clips are every 75th file of the sorted training folder (20 files of speech/
 decoded by the `autoencoder` codec at --bitrate, and DNSMOS (OVRL, SIG, BAK) and ViSQOL are averaged. With
 --true-pitch the weights' harmonic head (phase: harmonic) is driven by the input's pitch instead of the
 decoded one (the model's whole-signal forward at its eval codebooks, not the codec), which measures how
-much the decoded pitch costs; the median and the share of voiced frames off by more than half an octave
-are printed too. This is how the README's validation figures for the harmonic weights were taken::
+much the decoded pitch costs, and by the input's pitch as the `autoencoder-16k-pitch` codec sends it
+(SENT_PITCH_BITS per 20 ms, one codebook fewer than --bitrate spends on codes alone); the median and the
+share of voiced frames off by more than half an octave are printed too. Weights that send the pitch (model.pitch_bits) are scored as the codec runs them. This is
+how the README's validation figures were taken::
 
-    python scripts/autoencoder_validation.py autoencoder-16k-harmonic --opus
+    python scripts/autoencoder_validation.py autoencoder-16k-pitch --opus
+    python scripts/autoencoder_validation.py autoencoder-16k-harmonic --true-pitch
     nsac export RUN/checkpoints/step_00003750.pt --name h3750 --pretrained-dir W
     python scripts/autoencoder_validation.py h3750 --pretrained-dir W --true-pitch
 """
@@ -21,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 EVERY_NTH_FILE = 75
+#: the pitch code of the --true-pitch "sent" row (as model.pitch_bits of the default weights)
+SENT_PITCH_BITS = 7
 
 
 def main() -> None:
@@ -61,9 +66,10 @@ def main() -> None:
         if opus is not None:
             score(f"opus@{args.bitrate}", x, opus.decode(opus.encode(x), num_samples=len(x)))
         if args.true_pitch:
-            decoded, true_pitch, errors = _pitch_forwards(args.weights, x)
+            decoded, true_pitch, sent_pitch, errors = _pitch_forwards(args.weights, x, args.bitrate)
             score("model, decoded pitch", x, decoded)
             score("model, true pitch", x, true_pitch)
+            score(f"model, pitch sent ({SENT_PITCH_BITS} bits)", x, sent_pitch)
             pitch_errors.extend(errors)
     print(f"{args.weights} at {args.bitrate} b/s on {len(paths)} clips of {args.data}")
     print("| decoding | DNSMOS OVRL | SIG | BAK | ViSQOL |")
@@ -77,8 +83,13 @@ def main() -> None:
               f"{100 * np.mean(e > 0.5):.1f} % off by more than half an octave")
 
 
-def _pitch_forwards(weights: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """The model's eval forward with its decoded pitch and with the input's; the voiced frames' errors."""
+def _pitch_forwards(weights: str, x: np.ndarray,
+                    bitrate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
+    """The model's eval forward with its decoded pitch and with the input's; the codes of the codebooks that
+    fit beside a sent pitch at `bitrate`, decoded with that pitch; the voiced frames' pitch errors."""
+    import copy
+    import dataclasses
+
     import torch
 
     from nsac.codecs.autoencoder.codec import load_autoencoder
@@ -88,17 +99,24 @@ def _pitch_forwards(weights: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     head = model.decoder[-2]
     if not isinstance(head, HarmonicStftHead):
         raise SystemExit(f"{weights} has no harmonic head (phase: harmonic); leave out --true-pitch")
+    if model.pitch_quantizer is not None:
+        raise SystemExit(f"{weights} sends the input's pitch (model.pitch_bits); leave out --true-pitch")
     signal = torch.from_numpy(x)[None, None]
     f0_hz, periodicity = model.pitch_targets(signal)
     with torch.no_grad():
         decoded, _ = model(signal)
         errors = (head.log2_f0 - torch.log2(f0_hz)).abs()[periodicity >= VOICED_PERIODICITY].tolist()
-        head.teacher_f0_hz = f0_hz
+        head.given_f0_hz = f0_hz
         try:
             true_pitch, _ = model(signal)
         finally:
-            head.teacher_f0_hz = None
-    return decoded[0, 0].numpy(), true_pitch[0, 0].numpy(), errors
+            head.given_f0_hz = None
+        sending = copy.deepcopy(model)
+        sending.config = dataclasses.replace(model.config, pitch_bits=SENT_PITCH_BITS)
+        bps_per_codebook = model.quantizer.bits_per_code * model.frame_rate_hz
+        n_q = int((bitrate - SENT_PITCH_BITS * model.frame_rate_hz) // bps_per_codebook)
+        sent = sending.decode_with_pitch(sending.encode(signal, n_q), sending.pitch_codes(signal), x.size)
+    return decoded[0, 0].numpy(), true_pitch[0, 0].numpy(), sent[0, 0].numpy(), errors
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def harmonic_frames(x: np.ndarray, log_magnitude: torch.Tensor) -> torch.Tensor:
     f0_hz = torch.cat([f0_hz[:, :1].expand(-1, lag), f0_hz[:, :-lag]], dim=-1)
     periodicity = torch.cat([periodicity.new_zeros(1, lag), periodicity[:, :-lag]], dim=-1)
     voicing = torch.where(periodicity >= VOICED_PERIODICITY, 30.0, -30.0).expand(log_magnitude.shape[0], -1)
-    head.teacher_f0_hz = f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ)
+    head.given_f0_hz = f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ)
     inputs = torch.cat([log_magnitude.float(), voicing, torch.zeros(1, n_frames)])[None]
     return head(inputs)[0].double()
 

@@ -28,6 +28,11 @@ ENERGY_FLOOR = 1e-8
 """Added to each segment's energy (full scale 1): silence correlates at about 0."""
 
 
+def span_samples(*, sample_rate_hz: int, window_samples: int = 320, min_hz: float = 62.5) -> int:
+    """Samples one pitch estimate reads: its window and the longest lag before it (and one more)."""
+    return window_samples + math.ceil(sample_rate_hz / min_hz) + 1
+
+
 def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, window_samples: int = 320,
                 min_hz: float = 62.5, max_hz: float = 500.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Pitch (Hz) and periodicity of every `hop_samples` frame of x (B, T): two tensors (B, T // hop).
@@ -36,15 +41,30 @@ def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, windo
     """
     if x.ndim != 2:
         raise ParameterError(f"frame_pitch takes (batch, samples), not shape {tuple(x.shape)}")
+    span = span_samples(sample_rate_hz=sample_rate_hz, window_samples=window_samples, min_hz=min_hz)
+    n_frames = x.shape[-1] // hop_samples
+    left = span - window_samples // 2 - hop_samples // 2
+    padded = F.pad(x.float(), (left, span + hop_samples))
+    spans = padded.unfold(-1, span, hop_samples)[:, :n_frames]  # (B, frames, span)
+    return span_pitch(spans, sample_rate_hz=sample_rate_hz, window_samples=window_samples, min_hz=min_hz,
+                      max_hz=max_hz)
+
+
+def span_pitch(spans: torch.Tensor, *, sample_rate_hz: int, window_samples: int = 320, min_hz: float = 62.5,
+               max_hz: float = 500.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pitch (Hz) and periodicity of the last `window_samples` of each span (..., span_samples(...)).
+
+    The estimate reads nothing outside its span, so a streaming caller that cuts the same spans from its
+    own history gets the whole-signal values.
+    """
     if not 0 < min_hz < max_hz < sample_rate_hz / 2:
         raise ParameterError(f"pitch range {min_hz}..{max_hz} Hz must lie inside 0..{sample_rate_hz / 2} Hz")
+    span = span_samples(sample_rate_hz=sample_rate_hz, window_samples=window_samples, min_hz=min_hz)
+    if spans.shape[-1] != span:
+        raise ParameterError(f"pitch spans of {spans.shape[-1]} samples; this range and window read {span}")
     min_lag = max(2, math.floor(sample_rate_hz / max_hz))
-    max_lag = math.ceil(sample_rate_hz / min_hz) + 1  # one lag either side of the range for the parabola
-    n_frames = x.shape[-1] // hop_samples
-    span = window_samples + max_lag  # a frame's segment and the max_lag samples before it
-    left = max_lag + window_samples // 2 - hop_samples // 2
-    padded = F.pad(x.float(), (left, span + hop_samples))
-    long = padded.unfold(-1, span, hop_samples)[:, :n_frames]  # (B, frames, span)
+    max_lag = span - window_samples  # one lag either side of the range for the parabola
+    long = spans.float()
     current = long[..., max_lag:]
     n_fft = 2 ** math.ceil(math.log2(span + window_samples))
     cross = torch.fft.irfft(torch.fft.rfft(long, n_fft) * torch.fft.rfft(current, n_fft).conj(), n_fft)
@@ -59,7 +79,7 @@ def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, windo
     best = inner.max(dim=-1, keepdim=True).values
     good = inner >= OCTAVE_RATIO * best.clamp(min=0)
     first = torch.argmax(good.to(torch.int8), dim=-1)  # the first lag that is good enough...
-    nearby = first[..., None] + torch.arange(CLIMB_LAGS, device=x.device)
+    nearby = first[..., None] + torch.arange(CLIMB_LAGS, device=spans.device)
     nearby = nearby.clamp(max=inner.shape[-1] - 1)
     index = nearby.gather(-1, inner.gather(-1, nearby).argmax(-1, keepdim=True))[..., 0]  # ...its peak
     centre = inner.gather(-1, index[..., None])[..., 0]
@@ -72,4 +92,4 @@ def frame_pitch(x: torch.Tensor, *, sample_rate_hz: int, hop_samples: int, windo
     return sample_rate_hz / period, centre.clamp(min=0.0)
 
 
-__all__ = ["frame_pitch"]
+__all__ = ["frame_pitch", "span_pitch", "span_samples"]

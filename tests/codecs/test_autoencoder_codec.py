@@ -30,6 +30,8 @@ TINY = AutoencoderConfig(channels=2, max_channels=4, dilations=(1, 3), latent_di
 FIXED, RANGED = "ae-test-fixed", "ae-test-ranged"
 #: sha256 of the packets of test_golden_packets_of_seeded_codes (.nsac format version 1)
 GOLDEN_PACKETS_SHA256 = "52dfba15d90acf3c98323b135799f4ff1feddd61ba297b67093c6daedee63f45"
+#: the same with 7 pitch bits leading each frame (test_golden_packets_with_pitch; format version 1)
+GOLDEN_PITCH_PACKETS_SHA256 = "c851bf8bf27f44b2debe512a7449da74e17c1a9b05f2da910d2eb0591d6fa004"
 
 
 def signal(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
@@ -180,6 +182,33 @@ def test_packet_format_round_trips_skewed_and_uniform_codes() -> None:
     assert tables_from_counts(np.zeros((2, 1024))) is None
 
 
+def test_packets_with_pitch_round_trip_and_keep_the_pitch_bits_first() -> None:
+    rng = np.random.default_rng(5)
+    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(11)])
+    fixed = PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024, pitch_bits=7)
+    ranged = PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024, pitch_bits=7,
+                          tables=tables_from_counts(counts))
+    assert fixed.payload_bits == 2 * (7 + 110) and fixed.fixed_bytes == 30  # 5.85 kb/s in 40 ms
+    for _ in range(30):
+        codes = np.stack([rng.choice(1024, size=2, p=c / c.sum()) for c in counts])
+        pitch = rng.integers(0, 128, size=2)
+        for fmt in (fixed, ranged):
+            packet = fmt.write(codes, pitch)
+            assert len(packet) <= fmt.fixed_bytes
+            decoded_codes, decoded_pitch = fmt.read_frames(packet)
+            assert np.array_equal(decoded_codes, codes) and np.array_equal(decoded_pitch, pitch)
+            assert np.array_equal(fmt.read(packet), codes)
+    packet = fixed.write(np.zeros((11, 2), dtype=np.int64), np.array([127, 1]))
+    assert packet[:1] == b"\xfe" and packet[14:16] == b"\x00\x10"  # 1111111 0..., frame 1 at bit 117
+    with pytest.raises(ParameterError, match="give the pitch codes"):
+        fixed.write(codes)
+    with pytest.raises(ParameterError, match="0..127"):
+        fixed.write(codes, np.array([0, 128]))
+    with pytest.raises(ParameterError, match="carries no pitch"):
+        PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024).write(codes, pitch)
+    assert PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024).read_frames(bytes(28))[1] is None
+
+
 def test_corrupt_packets_raise_bitstream_errors() -> None:
     fixed = AutoencoderCodec(weights=FIXED, bitrate=1500)  # 60 bits in 8 bytes: 4 padding bits
     packets = fixed.encode(signal(0.2))
@@ -245,3 +274,19 @@ def test_golden_packets_of_seeded_codes() -> None:
     assert sum(map(len, ranged_packets)) < sum(map(len, fixed_packets))
     digest = hashlib.sha256(b"".join(fixed_packets) + b"|" + b"".join(ranged_packets)).hexdigest()
     assert digest == GOLDEN_PACKETS_SHA256, digest
+
+
+def test_golden_packets_with_pitch() -> None:
+    """The layout with pitch codes (weights with model.pitch_bits), pinned like the one without."""
+    rng = np.random.default_rng(8)
+    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(5)])
+    fixed = PacketFormat(n_q=5, frames_per_packet=2, codebook_size=1024, pitch_bits=7)
+    ranged = PacketFormat(n_q=5, frames_per_packet=2, codebook_size=1024, pitch_bits=7,
+                          tables=tables_from_counts(counts))
+    frames = [(np.stack([rng.choice(1024, size=2, p=c / c.sum()) for c in counts]), rng.integers(0, 128, 2))
+              for _ in range(20)]
+    fixed_packets = [fixed.write(c, p) for c, p in frames]
+    ranged_packets = [ranged.write(c, p) for c, p in frames]
+    assert {len(p) for p in fixed_packets} == {15}  # 2 x (7 + 50) bits
+    digest = hashlib.sha256(b"".join(fixed_packets) + b"|" + b"".join(ranged_packets)).hexdigest()
+    assert digest == GOLDEN_PITCH_PACKETS_SHA256, digest

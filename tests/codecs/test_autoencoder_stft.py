@@ -183,7 +183,7 @@ def test_harmonic_training_forward_teaches_pitch_and_voicing_with_finite_gradien
     with torch.no_grad():  # saturated voicing: sqrt(v) and sqrt(1 - v) must not give infinite gradients
         model.decoder[-3].conv.bias[bins : 2 * bins] = 60.0
     y, aux = model(x)
-    assert set(aux) == {"vq_commitment", "f0", "voicing"} and head.teacher_f0_hz is None
+    assert set(aux) == {"vq_commitment", "f0", "voicing"} and head.given_f0_hz is None
     assert float(aux["f0"].detach()) > 0 and float(aux["voicing"].detach()) > 0
     (y.abs().mean() + sum(aux.values())).backward()
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -269,3 +269,87 @@ def test_the_codec_runs_on_stft_weights(tmp_path: Path, monkeypatch: pytest.Monk
     assert np.array_equal(streamed[:, delay : delay + x.shape[1]], decoded)
     reference = model.decode(model.encode(torch.from_numpy(x)[None], codec.n_q), x.shape[1])[0].numpy()
     assert np.allclose(decoded, reference, atol=1e-4)
+
+
+# the shipped framing (N = 320, H = 80): the pitch window is the STFT's, too short in TINY for 130 Hz
+PITCH = dataclasses.replace(TINY, n_fft=320, stft_hop=80, strides=(4,), phase="harmonic",
+                            analysis="log_spectrum", pitch_bits=7)
+
+
+def test_sent_pitch_follows_the_input_and_streams_like_the_whole_signal() -> None:
+    torch.manual_seed(0)
+    model = StftAutoencoder(PITCH, sample_rate_hz=SAMPLE_RATE_HZ).eval()
+    x = torch.from_numpy(signal(0.6))[None]
+    whole = model.pitch_codes(x)
+    padded, hop = model._padded(x), model.hop_samples
+    assert whole.shape == (1, padded.shape[-1] // hop)
+    pieces, state, start = [], None, 0
+    for size in (hop, 0, 3 * hop, 2 * hop, 40 * hop):
+        codes, state = model.stream_pitch_codes(padded[..., start : start + size], state)
+        pieces.append(codes)
+        start += size
+    assert torch.equal(torch.cat(pieces, -1), whole)
+    f0_hz = model.pitch_quantizer.decode(whole)
+    assert f0_hz.shape == (1, whole.shape[-1] * hop // PITCH.stft_hop)
+    assert abs(float(f0_hz[0, 20:].median()) / 130.0 - 1) < 0.01  # the test signal's harmonics of 130 Hz
+
+
+def test_the_decoder_streams_with_the_sent_pitch_and_training_uses_it() -> None:
+    torch.manual_seed(0)
+    model = StftAutoencoder(PITCH, sample_rate_hz=SAMPLE_RATE_HZ).eval()
+    head = model.decoder[-2]
+    x = torch.from_numpy(signal(0.5))[None]
+    codes, pitch = model.encode(x, 4), model.pitch_codes(x)
+    whole = model.decode_with_pitch(codes, pitch)
+    assert not torch.allclose(whole, model.decode(codes), atol=1e-3)  # the predicted pitch is not used
+    with torch.no_grad():  # the eval forward decodes with the sent pitch too
+        forward = model(x)[0]
+    assert torch.allclose(forward, model.decode_with_pitch(model.encode(x, PITCH.eval_codebooks), pitch,
+                                                           x.shape[-1]), atol=1e-5)
+    pieces, state, start = [], None, 0
+    for frames in (1, 0, 3, 2, 100):
+        latents = model.quantizer.decode(codes[..., start : start + frames])
+        audio, state = model.stream_decode_with_pitch(latents, pitch[:, start : start + frames], state)
+        pieces.append(audio)
+        start += frames
+    delay = model.delay_samples
+    assert torch.allclose(torch.cat(pieces, -1)[..., delay:], whole, atol=1e-5)
+    model.train()
+    y, aux = model(x.repeat(2, 1, 1))
+    assert set(aux) == {"vq_commitment", "f0", "voicing"} and head.given_f0_hz is None
+    (y.abs().mean() + sum(aux.values())).backward()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in trained)
+    with pytest.raises(ParameterError, match="pitch_bits"):
+        StftAutoencoderConfig(phase="centre", pitch_bits=7)
+
+
+def test_the_codec_sends_the_pitch_of_weights_that_ask_for_it(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = StftAutoencoder(PITCH, sample_rate_hz=SAMPLE_RATE_HZ).eval()
+    config = {"format": "nsac-pretrained", "version": 1, "name": "ae-pitch-test", "task": "autoencoder",
+              "sample_rate_hz": SAMPLE_RATE_HZ,
+              "model": {"name": "soundstream-stft", **dataclasses.asdict(PITCH)}}
+    pretrained.register("ae-pitch-test", model.state_dict(), config, directory=tmp_path)
+    monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path))
+    codec = AutoencoderCodec(weights="ae-pitch-test", bitrate=6000, entropy_coding=False)
+    assert (codec.n_q, codec.pitch_bps) == (11, 350.0)  # 5.5 kb/s of codes + 350 b/s of pitch <= 6 kb/s
+    assert AutoencoderCodec(weights="ae-pitch-test", bitrate=1500, entropy_coding=False).n_q == 2
+    with pytest.raises(ParameterError, match="350 bit/s of pitch"):
+        AutoencoderCodec(weights="ae-pitch-test", bitrate=800)
+    x = signal(0.5)
+    packets = codec.encode(x)
+    assert {len(p) for p in packets} == {30}  # 2 frames x (7 + 11 x 10) bits
+    decoded = codec.decode(packets, x.shape[1])
+    signal_in = torch.from_numpy(x)[None]
+    with torch.no_grad():
+        reference = model.decode_with_pitch(model.encode(signal_in, 11), model.pitch_codes(signal_in),
+                                            x.shape[1])
+    assert np.allclose(decoded, reference[0].clamp(-1, 1).numpy(), atol=1e-4)
+    decoder = codec.stream_decoder()
+    streamed = np.concatenate([decoder.push(p) for p in packets] + [decoder.flush()], axis=1)
+    delay = codec.algorithmic_delay
+    assert np.array_equal(streamed[:, delay : delay + x.shape[1]], decoded)
+    lossy = codec.decode([None, *packets[1:3], None, *packets[4:]], x.shape[1])
+    assert lossy.shape == x.shape and np.all(np.isfinite(lossy))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nsac.dsp.pitch_torch import frame_pitch
+from nsac.dsp.pitch_torch import frame_pitch, span_pitch, span_samples
 from nsac.errors import ParameterError
 
 RATE_HZ = 16000
@@ -40,6 +40,21 @@ def test_a_glide_is_followed_and_noise_is_not_periodic() -> None:
     assert periodicity[1].mean() < 0.3
     silence, silent_periodicity = frame_pitch(torch.zeros(1, 800), sample_rate_hz=RATE_HZ, hop_samples=80)
     assert torch.isfinite(silence).all() and float(silent_periodicity.max()) == 0.0
+
+
+def test_a_span_cut_by_hand_gives_the_frame_estimate() -> None:
+    """span_pitch reads only its span: what a streaming encoder relies on."""
+    x = pulse_train(np.linspace(120.0, 180.0, RATE_HZ))[None]
+    estimate, periodicity = frame_pitch(x, sample_rate_hz=RATE_HZ, hop_samples=80)
+    span = span_samples(sample_rate_hz=RATE_HZ)
+    for frame in (0, 3, 57, 199):
+        end = frame * 80 + 40 + 160  # the frame's window is centred on sample 80 frame + 40
+        cut = torch.nn.functional.pad(x, (span, span))[:, end : end + span]
+        f0_hz, r = span_pitch(cut, sample_rate_hz=RATE_HZ)
+        assert torch.allclose(f0_hz, estimate[:, frame], rtol=1e-5)
+        assert torch.allclose(r, periodicity[:, frame], atol=1e-5)
+    with pytest.raises(ParameterError, match="spans of"):
+        span_pitch(torch.zeros(1, span - 1), sample_rate_hz=RATE_HZ)
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -9,9 +9,12 @@ Framing (hop = 320 samples = one latent frame of 20 ms; F frames per packet, def
                 (stft_model.py, the shipped weights), hop - 1 = 319 for the waveform model (model.py)
 
 Bitrate = n_q codebooks x log2(K) bits x 50 frames/s: 3, 6, 12 and 24 codebooks of 1024 entries give 1.5,
-3, 6 and 12 kb/s. Packets are fixed-length or, when the weights carry code counts and that is shorter,
-range-coded (packets.py). Whole-file coding runs the same streaming halves (base.Codec), so chunked equals
-whole-file.
+3, 6 and 12 kb/s. Weights that send the pitch (model.pitch_bits = p, the default weights: p = 7) lead each
+frame with a pitch code (p x 50 bit/s) and fill the rest of the rate with codebooks: 2, 5, 11 and 23
+codebooks plus 350 bit/s at 1.5, 3, 6 and 12 kb/s; the encoder measures the pitch from the input
+(StftAutoencoder.stream_pitch_codes) and the decoder drives the harmonic head with it. Packets are
+fixed-length or, when the weights carry code counts and that is shorter, range-coded (packets.py).
+Whole-file coding runs the same streaming halves (base.Codec), so chunked equals whole-file.
 
 A lost packet (None) repeats the last received frame's latents through the decoder, its output faded by
 `CONCEALMENT_GAIN` per lost packet; before any packet arrived it decodes zero latents.
@@ -29,7 +32,7 @@ from nsac.codecs.base import Codec, StreamDecoder, StreamEncoder
 from nsac.errors import ParameterError, WeightsError
 
 SAMPLE_RATE_HZ = 16000
-DEFAULT_WEIGHTS = "autoencoder-16k-harmonic"
+DEFAULT_WEIGHTS = "autoencoder-16k-pitch"
 #: the model families (training names) and task the weights' JSON must name: the waveform model (model.py)
 #: and the inverse-STFT one (stft_model.py) share encoder framing, quantiser and streaming interface
 MODEL_NAMES = ("soundstream", "soundstream-stft")
@@ -90,18 +93,25 @@ class _AutoencoderStreamEncoder(StreamEncoder):
         super().__init__(channels=1, frame_size=codec.frame_size, algorithmic_delay=codec.algorithmic_delay)
         self._model, self._format, self._n_q = codec.model, codec.packet_format, codec.n_q
         self._state: Any = None
+        self._pitch_state: Any = None
 
     def _encode_frame(self, frame: np.ndarray) -> list[bytes]:
         torch = _torch()
         with torch.inference_mode():
-            latents, self._state = self._model.stream_encode(torch.from_numpy(frame)[None], self._state)
+            chunk = torch.from_numpy(frame)[None]
+            latents, self._state = self._model.stream_encode(chunk, self._state)
             codes = self._model.quantizer.encode(latents, self._n_q)[0].numpy()
-        return [self._format.write(codes)]
+            pitch = None
+            if self._format.pitch_bits:
+                pitch, self._pitch_state = self._model.stream_pitch_codes(chunk, self._pitch_state)
+                pitch = pitch[0].numpy()
+        return [self._format.write(codes, pitch)]
 
 
 class LatentStreamDecoder(StreamDecoder):
     """Packets of codes -> quantizer latents -> the model's streaming decoder; a lost packet repeats the last
-    latent frame at a decaying gain. Shared by the autoencoder codecs (their models stream the same way)."""
+    latent frame (and pitch code) at a decaying gain. Shared by the autoencoder codecs (their models stream
+    the same way); packets with pitch codes drive the harmonic head with the sent pitch."""
 
     def __init__(self, codec: Any, *, latent_channels: int) -> None:
         super().__init__(channels=1)
@@ -110,6 +120,7 @@ class LatentStreamDecoder(StreamDecoder):
         self._frames = codec.frames_per_packet
         self._state: Any = None
         self._last_latent: Any = None
+        self._last_pitch: Any = None
         self._gain = 1.0
 
     def _decode_packet(self, packet: bytes | None) -> np.ndarray:
@@ -119,13 +130,24 @@ class LatentStreamDecoder(StreamDecoder):
                 if self._last_latent is None:
                     self._last_latent = torch.zeros(1, self._latent_channels, 1)
                 latents = self._last_latent.repeat(1, 1, self._frames)
+                pitch = None
+                if self._format.pitch_bits:
+                    if self._last_pitch is None:
+                        self._last_pitch = torch.full((1, 1), self._model.pitch_quantizer.initial_code)
+                    pitch = self._last_pitch.repeat(1, self._frames)
                 self._gain *= CONCEALMENT_GAIN
             else:
-                codes = torch.from_numpy(self._format.read(packet))[None]
-                latents = self._model.quantizer.decode(codes)
+                codes, pitch = self._format.read_frames(packet)
+                latents = self._model.quantizer.decode(torch.from_numpy(codes)[None])
                 self._last_latent = latents[..., -1:]
+                if pitch is not None:
+                    pitch = torch.from_numpy(pitch)[None]
+                    self._last_pitch = pitch[:, -1:]
                 self._gain = 1.0
-            audio, self._state = self._model.stream_decode(latents, self._state)
+            if pitch is None:
+                audio, self._state = self._model.stream_decode(latents, self._state)
+            else:
+                audio, self._state = self._model.stream_decode_with_pitch(latents, pitch, self._state)
         # a generative decoder can overshoot; the output is audio in [-1, 1] like every other decoder's
         return np.clip(audio[0].numpy() * np.float32(self._gain), -1.0, 1.0)
 
@@ -136,10 +158,11 @@ class AutoencoderCodec(Codec):
     Parameters
     ----------
     sample_rate : 16000 (resample other audio first; `nsac encode` does)
-    bitrate : bit/s, a whole number of codebooks (500 bit/s each with 1024 entries at 50 frames/s)
+    bitrate : bit/s, a whole number of codebooks (500 bit/s each with 1024 entries at 50 frames/s); for
+        weights that send the pitch, the most bit/s: the pitch (350 bit/s) and as many codebooks as fit
     channels : 1
-    weights : registered autoencoder weights (default ``autoencoder-16k-harmonic``; the first shipped ones,
-        ``autoencoder-16k-stft``, stay available)
+    weights : registered autoencoder weights (default ``autoencoder-16k-pitch``; the earlier
+        ``autoencoder-16k-harmonic`` and ``autoencoder-16k-stft`` stay available)
     frames_per_packet : 20 ms frames per packet, 1..50 (default 2: 40 ms)
     entropy_coding : range-code packets with the weights' learned code counts when that is shorter
         (False: fixed-length packets only, a constant rate)
@@ -172,16 +195,30 @@ class AutoencoderCodec(Codec):
                                f"{self.sample_rate} Hz")
         rvq = self.model.quantizer
         bps_per_codebook = rvq.bits_per_code * self.model.frame_rate_hz
-        n_q = self.bitrate / bps_per_codebook
-        if n_q != round(n_q) or not 1 <= n_q <= rvq.n_codebooks:
-            rates = ", ".join(f"{round(k * bps_per_codebook)}" for k in (1, 2, 3, 6, 12, 24)
-                              if k <= rvq.n_codebooks)
-            raise ParameterError(f"autoencoder: bitrate={bitrate} bit/s is no whole number of codebooks of "
-                                 f"{bps_per_codebook:g} bit/s (at most {rvq.n_codebooks}); e.g. {rates}")
+        pitch_bits = getattr(self.model.config, "pitch_bits", 0)
+        self.pitch_bps = pitch_bits * self.model.frame_rate_hz
+        if pitch_bits:
+            # the pitch comes first; the codebooks fill what is left of the rate, so none goes over it
+            n_q = (self.bitrate - self.pitch_bps) // bps_per_codebook
+            if not 1 <= n_q <= rvq.n_codebooks:
+                lowest = self.pitch_bps + bps_per_codebook
+                highest = self.pitch_bps + rvq.n_codebooks * bps_per_codebook
+                raise ParameterError(
+                    f"autoencoder: bitrate={bitrate} bit/s; weights {weights!r} send "
+                    f"{self.pitch_bps:g} bit/s of pitch and 1..{rvq.n_codebooks} codebooks of {bps_per_codebook:g} bit/s: give "
+                    f"{lowest:g} to {highest:g}")
+        else:
+            n_q = self.bitrate / bps_per_codebook
+            if n_q != round(n_q) or not 1 <= n_q <= rvq.n_codebooks:
+                rates = ", ".join(f"{round(k * bps_per_codebook)}" for k in (1, 2, 3, 6, 12, 24)
+                                  if k <= rvq.n_codebooks)
+                raise ParameterError(f"autoencoder: bitrate={bitrate} bit/s is no whole number of codebooks "
+                                     f"of {bps_per_codebook:g} bit/s (at most {rvq.n_codebooks}); e.g. {rates}")
         self.n_q = round(n_q)
         tables = tables_from_counts(rvq.usage.numpy()) if self.entropy_coding else None
         self.packet_format = PacketFormat(n_q=self.n_q, frames_per_packet=frames_per_packet,
-                                          codebook_size=rvq.codebook_size, tables=tables)
+                                          codebook_size=rvq.codebook_size, tables=tables,
+                                          pitch_bits=pitch_bits)
         self.frame_size = frames_per_packet * self.model.hop_samples
         self.algorithmic_delay = self.model.delay_samples
         self.constant_rate = tables is None

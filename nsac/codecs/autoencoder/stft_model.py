@@ -47,6 +47,7 @@ from nsac.errors import ParameterError
 from nsac.nn.conv import CausalConv1d, CausalConvTranspose1d
 from nsac.nn.residual import CausalResidualUnit
 from nsac.nn.streaming import StreamingSequential
+from nsac.quant.pitch import PitchQuantizer
 from nsac.quant.rvq import ResidualVectorQuantizer
 
 #: kernel (frames) of the encoder's last and the decoder's first convolution
@@ -92,6 +93,9 @@ class StftAutoencoderConfig(AutoencoderConfig):
     phase: str = "absolute"
     f0_weight: float = 1.0  # "harmonic": weight of the pitch loss (mean |log2 ratio| over voiced frames)
     voicing_weight: float = 1.0  # "harmonic": weight of the voicing loss (cross-entropy up to VOICING_MAX_HZ)
+    # "harmonic": bits of pitch the encoder sends per latent frame (nsac.quant.pitch; 0: the decoder predicts
+    # the pitch from the codes alone)
+    pitch_bits: int = 0
     analysis: str = "learned"  # "log_spectrum": the encoder starts from log STFT magnitudes (LogSpectrum)
 
     def __post_init__(self) -> None:
@@ -106,6 +110,9 @@ class StftAutoencoderConfig(AutoencoderConfig):
         if self.f0_weight < 0 or self.voicing_weight < 0:
             raise ParameterError(f"model.f0_weight={self.f0_weight} and voicing_weight={self.voicing_weight} "
                                  "must be >= 0")
+        if self.pitch_bits and (self.phase != "harmonic" or not 1 <= self.pitch_bits <= 16):
+            raise ParameterError(f"model.pitch_bits={self.pitch_bits}: 1..16 bits with phase 'harmonic', "
+                                 "or 0")
         if self.analysis not in ANALYSES:
             raise ParameterError(f"model.analysis={self.analysis!r}; use one of {', '.join(ANALYSES)}")
 
@@ -274,9 +281,10 @@ class HarmonicStftHead(InverseStftHead):
     a smooth envelope, voicing and pitch, which it learns in CPU-length training, instead of harmonic
     peaks, which the `centre` head's weights left blurred above about 1 kHz.
 
-    The pitch in the phases is `teacher_f0_hz` (B, T) while a training forward sets it (the pitch of the
-    clean input), else the predicted one; the predicted log2 f0 and the voicing logits of the last call stay
-    in `log2_f0` and `voicing_logits` for the training losses. Streaming state: (B, 2) float64, the
+    The pitch in the phases is `given_f0_hz` (B, T) while a caller sets it (a training forward: the pitch
+    of the clean input; weights that send the pitch: the decoded side information), else the predicted
+    one; the predicted log2 f0 and the voicing logits of the last call stay in `log2_f0` and
+    `voicing_logits` for the training losses. Streaming state: (B, 2) float64, the
     fundamental's phase and the number of frames done so far.
     """
 
@@ -291,7 +299,7 @@ class HarmonicStftHead(InverseStftHead):
         bins = torch.arange(self.n_bins, dtype=torch.float64)
         self.register_buffer("bin_hz", bins * sample_rate_hz / n_fft, persistent=False)
         self.register_buffer("frame_centre_shift", math.pi * bins, persistent=False)
-        self.teacher_f0_hz: torch.Tensor | None = None
+        self.given_f0_hz: torch.Tensor | None = None
         self.log2_f0: torch.Tensor | None = None
         self.voicing_logits: torch.Tensor | None = None
 
@@ -300,7 +308,12 @@ class HarmonicStftHead(InverseStftHead):
         k = self.n_bins
         log2_f0 = math.log2(F0_MIN_HZ) + math.log2(F0_MAX_HZ / F0_MIN_HZ) * torch.sigmoid(x[:, 2 * k])
         self.log2_f0, self.voicing_logits = log2_f0, x[:, k : 2 * k]
-        f0_hz = self.teacher_f0_hz if self.teacher_f0_hz is not None else torch.exp2(log2_f0)
+        f0_hz = torch.exp2(log2_f0)
+        if self.given_f0_hz is not None:
+            if self.given_f0_hz.shape != f0_hz.shape:
+                raise ParameterError(f"a given pitch of shape {tuple(self.given_f0_hz.shape)} for frames of "
+                                     f"shape {tuple(f0_hz.shape)}")
+            f0_hz = self.given_f0_hz
         # on a grid of PITCH_STEPS_PER_OCTAVE: the phases sum the pitch over the whole signal, and rounding
         # keeps float32 noise in the decoded pitch (chunked convolutions, another CPU) out of that sum
         steps = torch.round(torch.log2(f0_hz.detach().double()) * PITCH_STEPS_PER_OCTAVE)
@@ -405,23 +418,112 @@ class StftAutoencoder(SoundStreamAutoencoder):
             periodicity = torch.cat([periodicity.new_zeros(x.shape[0], lag), periodicity[:, :-lag]], dim=-1)
         return f0_hz.clamp(F0_MIN_HZ, F0_MAX_HZ), periodicity
 
+    # --- pitch sent as side information (config.pitch_bits > 0) ----------------------------------------
+    @property
+    def pitch_quantizer(self) -> PitchQuantizer | None:
+        """The pitch side information's quantiser, or None when the decoder predicts the pitch itself."""
+        if not self.config.pitch_bits:
+            return None
+        return PitchQuantizer(bits=self.config.pitch_bits, min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ,
+                              hold_below=UNVOICED_PERIODICITY,
+                              subframes=self.hop_samples // self.config.stft_hop)
+
+    def _pitch_window_end(self) -> int:
+        """Where latent frame k's pitch window ends, in samples after its first input sample (hop k).
+
+        The window is centred on the input sample at the centre of the last STFT frame the decoder makes
+        from latent frame k (output frame t is centred on input sample H t + N/2 - delay), the sub-frame
+        whose pitch the code carries.
+        """
+        frames = self.hop_samples // self.config.stft_hop
+        end = self.config.stft_hop * (frames - 1) + self.config.n_fft - self.delay_samples
+        if end > self.hop_samples:
+            raise ParameterError(f"this framing puts the pitch window {end - self.hop_samples} samples after "
+                                 "the latent frame: the pitch cannot be sent without more delay")
+        return end
+
+    def stream_pitch_codes(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+                           ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Pitch codes (B, samples / hop) of the latent frames audio chunk x (B, 1, whole hops) completes.
+
+        State: the input samples before the chunk that the next windows read, and the last code.
+        """
+        from nsac.dsp.pitch_torch import span_pitch, span_samples
+
+        quantizer = self.pitch_quantizer
+        if quantizer is None:
+            raise ParameterError("these weights do not send the pitch (model.pitch_bits is 0)")
+        span = span_samples(sample_rate_hz=self.sample_rate_hz, window_samples=self.config.n_fft,
+                            min_hz=F0_MIN_HZ)
+        history_samples = span - self._pitch_window_end()
+        if state is None:
+            history, previous = x.new_zeros(x.shape[0], history_samples), None
+        else:
+            history, previous = state
+        n_frames = x.shape[-1] // self.hop_samples
+        if n_frames == 0:
+            return x.new_zeros(x.shape[0], 0, dtype=torch.int64), (history, previous)
+        signal = torch.cat([history, x[:, 0]], dim=-1)
+        spans = signal.unfold(-1, span, self.hop_samples)[:, :n_frames]
+        f0_hz, periodicity = span_pitch(spans, sample_rate_hz=self.sample_rate_hz,
+                                        window_samples=self.config.n_fft, min_hz=F0_MIN_HZ, max_hz=F0_MAX_HZ)
+        codes = quantizer.encode(f0_hz, periodicity, previous)
+        return codes, (signal[:, signal.shape[-1] - history_samples :], codes[:, -1])
+
+    def pitch_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Pitch codes (B, frames) of audio x (B, 1, T), one per latent frame that `encode` makes."""
+        return self.stream_pitch_codes(self._padded(x), None)[0]
+
+    def decode_with_pitch(self, codes: torch.Tensor, pitch_codes: torch.Tensor,
+                          num_samples: int | None = None) -> torch.Tensor:
+        """As `decode`, with the pitch of the side information (B, frames) in the harmonic head's phases."""
+        head = self.decoder[-2]
+        head.given_f0_hz = self.pitch_quantizer.decode(pitch_codes)
+        try:
+            return self.decode(codes, num_samples)
+        finally:
+            head.given_f0_hz = None
+
+    def stream_decode_with_pitch(self, latents: torch.Tensor, pitch_codes: torch.Tensor,
+                                 state: tuple[object, torch.Tensor | None] | None
+                                 ) -> tuple[torch.Tensor, tuple[object, torch.Tensor]]:
+        """As `stream_decode`, with the frames' pitch codes (B, frames); the state adds the last code."""
+        decoder_state, previous = (None, None) if state is None else state
+        head = self.decoder[-2]
+        head.given_f0_hz = self.pitch_quantizer.decode(pitch_codes, previous)
+        try:
+            audio, decoder_state = self.stream_decode(latents, decoder_state)
+        finally:
+            head.given_f0_hz = None
+        last = pitch_codes[:, -1] if pitch_codes.shape[-1] else previous
+        return audio, (decoder_state, last)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """As the waveform model's; a training forward of the "harmonic" head also teaches pitch and voicing.
 
         The pitch of the clean input (`pitch_targets`) drives the head's phases (teacher forcing) and
         is the target of its pitch output on voiced frames: aux loss "f0", f0_weight x mean |log2 ratio|.
-        Frames of clear periodicity (voiced) or clear aperiodicity (unvoiced) are the target of the voicing
-        of every bin up to VOICING_MAX_HZ: aux loss "voicing", a binary cross-entropy.
+        Weights that send the pitch drive the phases with the decoded side information instead, in
+        training and evaluation, as the codec does. Frames of clear periodicity (voiced) or clear
+        aperiodicity (unvoiced) are the target of the voicing of every bin up to VOICING_MAX_HZ: aux loss
+        "voicing", a binary cross-entropy.
         """
         head = self.decoder[-2]
-        if not (self.training and isinstance(head, HarmonicStftHead)):
+        quantizer = self.pitch_quantizer
+        if not isinstance(head, HarmonicStftHead) or not (self.training or quantizer is not None):
             return super().forward(x)
-        f0_hz, periodicity = self.pitch_targets(x)
-        head.teacher_f0_hz = f0_hz
+        if quantizer is not None:
+            head.given_f0_hz = quantizer.decode(self.pitch_codes(x))
+        if self.training:
+            f0_hz, periodicity = self.pitch_targets(x)
+            if quantizer is None:
+                head.given_f0_hz = f0_hz
         try:
             y, aux = super().forward(x)
         finally:
-            head.teacher_f0_hz = None
+            head.given_f0_hz = None
+        if not self.training:
+            return y, aux
         voiced = (periodicity >= VOICED_PERIODICITY).to(y.dtype)
         error = (head.log2_f0 - torch.log2(f0_hz)).abs()
         aux["f0"] = self.config.f0_weight * (error * voiced).sum() / voiced.sum().clamp(min=1.0)
