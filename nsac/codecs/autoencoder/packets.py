@@ -119,12 +119,12 @@ class PacketFormat:
                                  "the packet is corrupt or belongs to other weights")
         padded = bytes(packet) + bytes(-len(packet) % WORD_BYTES)
         decoder = RangeDecoder(padded)
-        pitch = []
+        rows = []
         if self.pitch_bits:
             uniform = np.ones(2**self.pitch_bits, dtype=np.int64)
-            pitch = [decoder.decode_categorical(uniform, shape=(self.frames,))]
-        codes = decoder.decode_categorical(self.tables, shape=(self.frames, self.n_q)).T
-        return np.concatenate([*[p[None] for p in pitch], codes])
+            rows.append(decoder.decode_categorical(uniform, shape=(1, self.frames)))
+        rows.append(decoder.decode_categorical(self.tables, shape=(self.frames, self.n_q)).T)
+        return np.concatenate(rows)
 
     # --- the packet -------------------------------------------------------------------------------------
     def write(self, codes: np.ndarray, pitch: np.ndarray | None = None) -> bytes:
