@@ -18,6 +18,7 @@ how the README's validation figures were taken::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 from pathlib import Path
 
@@ -87,9 +88,6 @@ def _pitch_forwards(weights: str, x: np.ndarray,
                     bitrate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[float]]:
     """The model's eval forward with its decoded pitch and with the input's; the codes of the codebooks that
     fit beside a sent pitch at `bitrate`, decoded with that pitch; the voiced frames' pitch errors."""
-    import copy
-    import dataclasses
-
     import torch
 
     from nsac.codecs.autoencoder.codec import load_autoencoder
@@ -111,12 +109,24 @@ def _pitch_forwards(weights: str, x: np.ndarray,
             true_pitch, _ = model(signal)
         finally:
             head.given_f0_hz = None
-        sending = copy.deepcopy(model)
-        sending.config = dataclasses.replace(model.config, pitch_bits=SENT_PITCH_BITS)
+        sending = _sending(weights)
         bps_per_codebook = model.quantizer.bits_per_code * model.frame_rate_hz
         n_q = int((bitrate - SENT_PITCH_BITS * model.frame_rate_hz) // bps_per_codebook)
         sent = sending.decode_with_pitch(sending.encode(signal, n_q), sending.pitch_codes(signal), x.size)
     return decoded[0, 0].numpy(), true_pitch[0, 0].numpy(), sent[0, 0].numpy(), errors
+
+
+@functools.lru_cache(maxsize=1)
+def _sending(weights: str):
+    """A copy of the weights' model that sends SENT_PITCH_BITS of the input's pitch (made once per run)."""
+    import copy
+    import dataclasses
+
+    from nsac.codecs.autoencoder.codec import load_autoencoder
+
+    model = copy.deepcopy(load_autoencoder(weights))
+    model.config = dataclasses.replace(model.config, pitch_bits=SENT_PITCH_BITS)
+    return model
 
 
 if __name__ == "__main__":

@@ -182,12 +182,18 @@ def test_packet_format_round_trips_skewed_and_uniform_codes() -> None:
     assert tables_from_counts(np.zeros((2, 1024))) is None
 
 
+def pitch_formats(rng: np.random.Generator, n_q: int) -> tuple[np.ndarray, PacketFormat, PacketFormat]:
+    """Skewed code counts of n_q codebooks, and the fixed and range-coded 2-frame formats with 7 pitch bits."""
+    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(n_q)])
+    fixed = PacketFormat(n_q=n_q, frames_per_packet=2, codebook_size=1024, pitch_bits=7)
+    ranged = PacketFormat(n_q=n_q, frames_per_packet=2, codebook_size=1024, pitch_bits=7,
+                          tables=tables_from_counts(counts))
+    return counts, fixed, ranged
+
+
 def test_packets_with_pitch_round_trip_and_keep_the_pitch_bits_first() -> None:
     rng = np.random.default_rng(5)
-    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(11)])
-    fixed = PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024, pitch_bits=7)
-    ranged = PacketFormat(n_q=11, frames_per_packet=2, codebook_size=1024, pitch_bits=7,
-                          tables=tables_from_counts(counts))
+    counts, fixed, ranged = pitch_formats(rng, 11)
     assert fixed.payload_bits == 2 * (7 + 110) and fixed.fixed_bytes == 30  # 5.85 kb/s in 40 ms
     for _ in range(30):
         codes = np.stack([rng.choice(1024, size=2, p=c / c.sum()) for c in counts])
@@ -279,10 +285,7 @@ def test_golden_packets_of_seeded_codes() -> None:
 def test_golden_packets_with_pitch() -> None:
     """The layout with pitch codes (weights with model.pitch_bits), pinned like the one without."""
     rng = np.random.default_rng(8)
-    counts = np.vstack([rng.dirichlet(np.full(1024, 0.05)) * 1e4 for _ in range(5)])
-    fixed = PacketFormat(n_q=5, frames_per_packet=2, codebook_size=1024, pitch_bits=7)
-    ranged = PacketFormat(n_q=5, frames_per_packet=2, codebook_size=1024, pitch_bits=7,
-                          tables=tables_from_counts(counts))
+    counts, fixed, ranged = pitch_formats(rng, 5)
     frames = [(np.stack([rng.choice(1024, size=2, p=c / c.sum()) for c in counts]), rng.integers(0, 128, 2))
               for _ in range(20)]
     fixed_packets = [fixed.write(c, p) for c, p in frames]
