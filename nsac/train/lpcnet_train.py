@@ -75,6 +75,11 @@ class TrainSettings:
     log_every: int = 50
     threads: int = 2
     seed: int = 0
+    init_from: str = ""
+    """A new run (no checkpoint in the run folder) starts from these weights: ``pretrained:NAME`` or another
+    run's checkpoint. Its step and hours carry over (the learning-rate schedule and the adaptation go on
+    where they were); the optimiser starts afresh, its learning rate ramped up over ``init_warmup`` steps."""
+    init_warmup: int = 200
     # model sizes (LPCNetConfig)
     pitch_embedding: int = 64
     conditioning: int = 128
@@ -189,6 +194,28 @@ class SequenceSampler:
         }
 
 
+def warm_start_lpcnet(model: LPCNetModel, source: str) -> tuple[int, float]:
+    """Load `source` (``pretrained:NAME`` or an LPCNet checkpoint) into model; returns its (step, seconds)."""
+    from nsac.train.warm_start import PRETRAINED_PREFIX
+
+    if source.startswith(PRETRAINED_PREFIX):
+        from nsac.pretrained import load_config, load_weights
+
+        name = source[len(PRETRAINED_PREFIX):]
+        weights, training = load_weights(name), load_config(name).get("training", {})
+        step, seconds = int(training.get("step", 0)), 3600.0 * float(training.get("hours", 0.0))
+    else:
+        if not is_lpcnet_checkpoint(Path(source)):
+            raise ParameterError(f"init_from={source!r} is neither pretrained:NAME nor an LPCNet checkpoint")
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        weights, step, seconds = state["model"], int(state["step"]), float(state["elapsed_s"])
+    try:
+        model.load_state_dict({k: torch.as_tensor(v).float() for k, v in weights.items()})
+    except RuntimeError as exc:
+        raise ParameterError(f"init_from={source!r} does not fit this model's sizes: {exc}") from None
+    return step, seconds
+
+
 def git_revision() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -224,6 +251,7 @@ def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -
     rng = np.random.default_rng(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     step, elapsed_s = 0, 0.0
+    warmup_start = warmup_end = 0
     path = out / CHECKPOINT
     if path.exists():
         state = torch.load(path, map_location=dev, weights_only=True)
@@ -236,6 +264,11 @@ def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -
         rng.bit_generator.state = state["numpy_rng"]
         generator.set_state(state["torch_rng"])
         print(f"resumed at step {step} ({elapsed_s / 3600:.2f} h trained)", flush=True)
+    elif settings.init_from:
+        step, elapsed_s = warm_start_lpcnet(model, settings.init_from)
+        print(f"started from {settings.init_from} at step {step} ({elapsed_s / 3600:.2f} h trained)",
+              flush=True)
+        warmup_start, warmup_end = step, step + settings.init_warmup
     valid_rng = np.random.default_rng(12345)
     valid_generator = torch.Generator().manual_seed(12345)
     valid_set = [valid_sampler.batch(valid_rng, valid_generator, quantized_p=1.0)
@@ -253,6 +286,8 @@ def _train(data_dir: Path, out: Path, settings: TrainSettings, *, device: str) -
     running, t0 = [], time.time()
     while step < settings.steps:
         lr = settings.lr / (1.0 + settings.lr_decay * step)
+        if step < warmup_end:
+            lr *= (step + 1 - warmup_start) / settings.init_warmup
         for group in optimizer.param_groups:
             group["lr"] = lr
         quantized_p = settings.quantized_p if step < settings.adapt_step else settings.quantized_p_adapt

@@ -43,9 +43,10 @@ needs_opus = pytest.mark.skipif(not codec_class("opus").availability()[0], reaso
 needs_weights = pytest.mark.skipif(OPUS_6K not in list_pretrained(), reason=f"{OPUS_6K} weights not shipped")
 
 
-def _random_model(seed: int = 0) -> StftEnhancer:
+def _random_model(seed: int = 0, excitation: str = "shift") -> StftEnhancer:
     torch.manual_seed(seed)
-    model = StftEnhancer(StftEnhancerConfig(channels=16, gru_layers=1), sample_rate_hz=RATE_HZ).eval()
+    config = StftEnhancerConfig(channels=16, gru_layers=1, excitation=excitation)
+    model = StftEnhancer(config, sample_rate_hz=RATE_HZ).eval()
     for parameter in model.net[-1].parameters():  # the last layer starts at zero: make it do something
         torch.nn.init.normal_(parameter, std=0.05)
     return model
@@ -57,8 +58,9 @@ def _clips(n: int, seconds: float) -> list[np.ndarray]:
 
 # --- the model ------------------------------------------------------------------------------------------
 @torch.no_grad()
-def test_streaming_equals_whole_signal() -> None:
-    model = _random_model()
+@pytest.mark.parametrize("excitation", ["shift", "rectify", "noise"])
+def test_streaming_equals_whole_signal(excitation: str) -> None:
+    model = _random_model(excitation=excitation)
     x = torch.randn(2, 1, 4003) * 0.1
     whole = model(x)
     delay, tail = model.delay_samples, model.delay_samples + model.hop_samples
@@ -79,6 +81,25 @@ def test_causal_with_the_stated_delay() -> None:
     limit = change - model.delay_samples
     torch.testing.assert_close(a[..., :limit], b[..., :limit], atol=1e-6, rtol=0)
     assert not torch.allclose(a[..., limit : limit + hop], b[..., limit : limit + hop])
+
+
+@torch.no_grad()
+def test_noise_excitation_fills_only_the_regenerated_band_and_is_the_same_in_every_model() -> None:
+    a, b = _random_model(2, "noise"), _random_model(3, "noise")
+    torch.testing.assert_close(a.noise_table, b.noise_table, atol=0, rtol=0)  # seeded, not torch's global RNG
+    assert torch.all(a.noise_table[:, : a.config.shift_bins] == 0)
+    assert torch.allclose(a.noise_table[:, a.config.shift_bins :].abs(), torch.ones(1))
+    # a tone at 1 kHz, band-limited to 0-4 kHz as after Codec 2: the model's output above 4 kHz is the
+    # noise term alone, so it is spread over the band rather than at 1 kHz + 4 kHz as the shifted copy puts it
+    t = torch.arange(16000) / RATE_HZ
+    x = (0.3 * torch.sin(2 * torch.pi * 1000 * t))[None, None]
+    for model in (a, _random_model(2, "shift")):
+        spectrum = torch.fft.rfft(model(x)[0, 0]).abs()  # 1 s: bin k is k Hz
+        peak_share = spectrum[4900:5100].sum() / spectrum[4100:].sum()  # where the shifted tone lands
+        if model.config.excitation == "noise":
+            assert peak_share < 0.1
+        else:
+            assert peak_share > 0.3
 
 
 @torch.no_grad()

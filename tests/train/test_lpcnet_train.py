@@ -84,6 +84,39 @@ def test_nsac_train_lpcnet_resumes_and_exports_weights_the_codec_uses(tmp_path, 
     assert out.shape == (1, 6400) and np.isfinite(out).all()
 
 
+def test_a_new_run_starts_from_exported_weights_at_their_step(tmp_path, monkeypatch):
+    _tiny_corpus(tmp_path / "corpus")
+    first = tmp_path / "first"
+    nsac_train("lpcnet", data=tmp_path / "corpus", out=first, overrides=TINY)
+    export_checkpoint(first / CHECKPOINT, "lpcnet-first", directory=tmp_path / "pretrained")
+    monkeypatch.setenv(pretrained.ENV_DIR, str(tmp_path / "pretrained"))
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "data").symlink_to(first / "data")
+    overrides = [*TINY[1:], "steps=4", "init_from=pretrained:lpcnet-first", "init_warmup=2"]
+    nsac_train("lpcnet", out=second, overrides=overrides)
+    log = [json.loads(line) for line in (second / "log.jsonl").read_text().splitlines()]
+    lr_at = {r["step"]: r["lr"] for r in log}
+    assert sorted(lr_at) == [3, 4]  # the step count goes on from the weights' step 2
+    full = 1.5e-3  # the recipe's lr (lpcnet.yaml)
+    assert lr_at[3] == pytest.approx(0.5 * full / (1 + 3e-4 * 2))  # ramped up over init_warmup steps
+    assert lr_at[4] == pytest.approx(full / (1 + 3e-4 * 3))
+    hours_before = pretrained.load_config("lpcnet-first")["training"]["hours"]  # rounded to 0.01 h
+    state = torch.load(second / CHECKPOINT, weights_only=True)
+    assert state["step"] == 4 and state["elapsed_s"] > 3600 * hours_before
+    assert state["settings"]["init_from"] == "pretrained:lpcnet-first"  # the export records where it began
+
+
+def test_init_from_something_else_is_refused(tmp_path):
+    from nsac.codecs.lpcnet.model import LPCNetModel
+    from nsac.errors import ParameterError
+    from nsac.train.lpcnet_train import warm_start_lpcnet
+
+    (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ParameterError, match="neither"):
+        warm_start_lpcnet(LPCNetModel(TrainSettings(gru_a_units=8).model_config()), str(tmp_path / "x.pt"))
+
+
 def test_unknown_setting_is_refused():
     from nsac.errors import ParameterError
     from nsac.train.lpcnet_train import parse_overrides

@@ -16,6 +16,10 @@ unchanged because shift_bins * H / N is an integer)::
     net      = conv(k=3) -> ELU -> GRU blocks -> 1x1 -> ELU -> 1x1   over frames, causal
     Y        = (1 + a) X + b S(X) + c mean|X|              a, b, c complex per bin, from net
 
+With ``excitation: noise`` S(X) is instead mean|X| times unit-magnitude phases from a seeded table (one row
+per frame, zero below `shift_bins`): the regenerated band then carries no pitch structure of the coded band,
+and its envelope is the network's gain b alone (a noise-excited bandwidth extension).
+
 The last layer starts at zero, so an untrained model returns the decoded signal (delayed). Whole-signal
 `forward` returns the output aligned with its input (the delay taken out, as a codec's decode does);
 `stream` returns it delayed by `delay_samples`, chunk by chunk, with the same samples.
@@ -46,7 +50,10 @@ FEATURE_SCALE = 4.0
 #: complex outputs per bin: the mask a, the translated copy's gain b, the residual c (two reals each)
 _OUTPUTS_PER_BIN = 6
 #: the sources of the regenerated band (StftEnhancerConfig.excitation)
-EXCITATIONS = ("shift", "rectify")
+EXCITATIONS = ("shift", "rectify", "noise")
+#: frames in the seeded table of noise phases of the "noise" excitation (5 s at a 10 ms hop, then it repeats)
+NOISE_TABLE_FRAMES = 500
+NOISE_SEED = 20240101
 #: kernel (frames) of the first convolution over time
 _INPUT_KERNEL_FRAMES = 3
 
@@ -59,7 +66,9 @@ class StftEnhancerConfig:
     shift_bins: int = 80  # S: 4 kHz at 16 kHz with N = 320
     #: what the regenerated band is made from: "shift" (S(X), the spectrum moved up by shift_bins) or
     #: "rectify" (the spectrum of the rectified frame |x|, whose harmonics of the pitch reach above the
-    #: coded band: the classic non-linear excitation of bandwidth extension)
+    #: coded band: the classic non-linear excitation of bandwidth extension) or "noise" (unit-magnitude
+    #: seeded random phases from shift_bins up, at the frame's mean level: no pitch structure carried into
+    #: the regenerated band, whose shape is then the network's gain alone)
     excitation: str = "shift"
     #: gain on the bins from S up, applied in eval mode only: a calibration chosen on validation data,
     #: since PESQ and ViSQOL punish a regenerated band that is too loud more than one that is too quiet
@@ -103,6 +112,11 @@ class StftEnhancer(nn.Module):
         band_gain = torch.ones(self.bins)
         band_gain[config.shift_bins :] = 10 ** (config.high_band_gain_db / 20)
         self.register_buffer("band_gain", band_gain, persistent=False)
+        # the "noise" excitation: the same phases in every process (a fixed seed), zero in the coded band
+        phase = torch.rand(NOISE_TABLE_FRAMES, self.bins, generator=torch.Generator().manual_seed(NOISE_SEED))
+        noise = torch.polar(torch.ones_like(phase), 2 * math.pi * phase)
+        noise[:, : config.shift_bins] = 0
+        self.register_buffer("noise_table", noise, persistent=False)
 
     @property
     def delay_samples(self) -> int:
@@ -116,9 +130,10 @@ class StftEnhancer(nn.Module):
         return float(n_frames * 2 * self.frame_samples * math.log2(self.frame_samples))
 
     # --- per-frame spectral processing ------------------------------------------------------------------
-    def _enhance_frames(self, frames: torch.Tensor, state: object = None, *, streaming: bool = False
-                        ) -> tuple[torch.Tensor, object]:
-        """(B, F, N) input frames -> (B, F, N) windowed output frames, and the network's state."""
+    def _enhance_frames(self, frames: torch.Tensor, state: object = None, *, streaming: bool = False,
+                        first_frame: int = 0) -> tuple[torch.Tensor, object]:
+        """(B, F, N) input frames, the first one the signal's frame `first_frame` -> (B, F, N) windowed
+        output frames, and the network's state."""
         spec = torch.fft.rfft(frames * self.window, dim=-1)  # (B, F, K)
         power = spec.real**2 + spec.imag**2
         features = ((torch.log(power + POWER_FLOOR) + FEATURE_OFFSET) / FEATURE_SCALE).transpose(1, 2)
@@ -128,11 +143,14 @@ class StftEnhancer(nn.Module):
             out = self.net(features)
         out = out.transpose(1, 2).reshape(*spec.shape[:2], 3, 2, self.bins)  # (B, F, 3, re/im, K)
         gains = torch.complex(out[..., 0, :], out[..., 1, :])  # (B, F, 3, K)
+        level = torch.sqrt(power + POWER_FLOOR).mean(dim=-1, keepdim=True)
         if self.config.excitation == "rectify":
             shifted = torch.fft.rfft(frames.abs() * self.window, dim=-1)
+        elif self.config.excitation == "noise":
+            rows = torch.arange(first_frame, first_frame + frames.shape[1], device=frames.device)
+            shifted = level * self.noise_table[rows % NOISE_TABLE_FRAMES]
         else:
             shifted = F.pad(spec, (self.config.shift_bins, 0))[..., : self.bins]
-        level = torch.sqrt(power + POWER_FLOOR).mean(dim=-1, keepdim=True)
         y = (1 + gains[:, :, 0]) * spec + gains[:, :, 1] * shifted + gains[:, :, 2] * level
         if not self.training and self.config.high_band_gain_db:
             y = y * self.band_gain
@@ -157,17 +175,18 @@ class StftEnhancer(nn.Module):
         if state is None:
             pending = x.new_zeros(x.shape[0], n - h)
             tail = x.new_zeros(x.shape[0], n - h)
-            net_state = None
+            net_state, frames_done = None, 0
         else:
-            pending, tail, net_state = state
+            pending, tail, net_state, frames_done = state
         buffer = torch.cat([pending, x[:, 0]], dim=-1)
         n_frames = (buffer.shape[-1] - (n - h)) // h
         if n_frames <= 0:
-            return x.new_zeros(x.shape[0], 1, 0), (buffer, tail, net_state)
+            return x.new_zeros(x.shape[0], 1, 0), (buffer, tail, net_state, frames_done)
         frames = buffer[:, : (n_frames - 1) * h + n].unfold(-1, n, h)
-        y, net_state = self._enhance_frames(frames, net_state, streaming=True)
+        y, net_state = self._enhance_frames(frames, net_state, streaming=True, first_frame=frames_done)
         out = F.fold(y.transpose(1, 2), output_size=(1, (n_frames - 1) * h + n), kernel_size=(1, n),
                      stride=(1, h))[:, 0, 0]
         out = torch.cat([out[:, : n - h] + tail, out[:, n - h :]], dim=-1)
         emitted = n_frames * h
-        return out[:, None, :emitted], (buffer[:, emitted:], out[:, emitted:], net_state)
+        state = (buffer[:, emitted:], out[:, emitted:], net_state, frames_done + n_frames)
+        return out[:, None, :emitted], state
