@@ -12,8 +12,9 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     # after its soname, which differs between releases, so take the newest one the archive has
     codec2_pkg=$(apt-cache pkgnames libcodec2- | grep -E '^libcodec2-[0-9.]+$' | sort -V | tail -n 1 || true)
     pkgs="libsndfile1 libvo-amrwbenc0 libopencore-amrwb0 ${codec2_pkg}"
-    # the headless-browser tests of the bench report and the listening-test page
-    [ "$extras" = "all" ] && pkgs="$pkgs chromium chromium-driver"
+    # the headless-browser tests of the bench report and the listening-test page; FluidSynth and a General
+    # MIDI soundfont render the music training corpus (nsac.train.rendered_music) and its tests
+    [ "$extras" = "all" ] && pkgs="$pkgs chromium chromium-driver fluidsynth fluid-soundfont-gm"
     python3 -c "import ensurepip, venv" 2>/dev/null || pkgs="$pkgs python3-venv python3-pip"
     apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
 else

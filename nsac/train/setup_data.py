@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,10 +15,16 @@ from nsac.train.data import AudioItem, load_corpus, speaker_split
 from nsac.train.dataset import CropDataset, DegradedPaths, StepBatchSampler, make_loader, validation_clips
 from nsac.train.ddp import Distributed, threads_per_process
 from nsac.train.degrade import Degradation, DegradationCache
+from nsac.train.rendered_music import RENDERED_MUSIC, ensure_rendered_music
 from nsac.train.synth_music import SYNTHETIC_MUSIC, ensure_synthetic_music
 
 #: validation clips shorter than this are skipped (the metrics need at least 250 ms)
 MIN_VALID_CLIP_S = 0.5
+#: data.path names of generated corpora -> the function that writes one (once) and gives its folder
+GENERATED_CORPORA: dict[str, Callable[..., Path]] = {
+    SYNTHETIC_MUSIC: ensure_synthetic_music,
+    RENDERED_MUSIC: ensure_rendered_music,
+}
 
 
 @dataclass
@@ -47,15 +54,17 @@ def degradations(recipe: Recipe) -> list[Degradation]:
 def prepare_data(recipe: Recipe, context: Distributed) -> TrainingData:
     """Scan the corpus, split it by speaker and, for post-filters, code every file once (cached).
 
-    data.path `synthetic-music` (nsac.train.synth_music) is the procedural music corpus, written once.
+    data.path `synthetic-music` (nsac.train.synth_music) is the procedural music corpus and `rendered-music`
+    (nsac.train.rendered_music) the one played by sampled instruments, each written once.
     """
     data = recipe.data
     source = data.path
-    if source == SYNTHETIC_MUSIC:  # generated once into a cache folder; other processes wait for it
+    ensure_generated = GENERATED_CORPORA.get(source)
+    if ensure_generated is not None:  # generated once into a cache folder; other processes wait for it
         if context.local_rank == 0:
-            ensure_synthetic_music(progress=context.is_main and recipe.train.progress)
+            ensure_generated(progress=context.is_main and recipe.train.progress)
         context.barrier()
-        source = str(ensure_synthetic_music())
+        source = str(ensure_generated())
     items = load_corpus(source, split=data.split)
     train, valid = speaker_split(items, valid_fraction=data.valid_fraction, seed=recipe.seed)
     if not train:

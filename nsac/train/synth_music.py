@@ -300,7 +300,12 @@ def synthesize_piece(*, seed: int, index: int, duration_s: float = DEFAULT_PIECE
     darker = rng.uniform(0.0, 0.9)
     mix = (1 - darker) * mix + darker * _filtered(mix, kind="lowpass", cutoff_hz=rng.uniform(3000, 8000),
                                                   sample_rate_hz=sr)
-    mix *= 10 ** (TARGET_RMS_DBFS / 20) / (np.sqrt(np.mean(mix**2)) + 1e-12)
+    return normalise_level(mix)
+
+
+def normalise_level(mix: NDArray[np.float64]) -> NDArray[np.float32]:
+    """`mix` scaled to TARGET_RMS_DBFS, then lowered where its peak would pass PEAK_MAX, as float32."""
+    mix = mix * (10 ** (TARGET_RMS_DBFS / 20) / (np.sqrt(np.mean(mix**2)) + 1e-12))
     peak = np.max(np.abs(mix))
     if peak > PEAK_MAX:
         mix *= PEAK_MAX / peak
@@ -308,13 +313,15 @@ def synthesize_piece(*, seed: int, index: int, duration_s: float = DEFAULT_PIECE
 
 
 # --- the corpus on disk ---------------------------------------------------------------------------------
-def default_cache_root() -> Path:
+def default_cache_root(name: str = SYNTHETIC_MUSIC) -> Path:
+    """Where the generated corpus `name` is cached: $XDG_CACHE_HOME/nsac/NAME, else ~/.cache/nsac/NAME."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nsac" / SYNTHETIC_MUSIC
+    return Path(base) / "nsac" / name
 
 
-def corpus_dir(*, root: Path, seed: int, n_pieces: int, piece_s: float) -> Path:
-    return Path(root) / f"v{FORMAT_VERSION}-seed{seed}-{n_pieces}x{piece_s:g}s"
+def corpus_dir(*, root: Path, seed: int, n_pieces: int, piece_s: float,
+               format_version: int = FORMAT_VERSION) -> Path:
+    return Path(root) / f"v{format_version}-seed{seed}-{n_pieces}x{piece_s:g}s"
 
 
 def piece_path(index: int) -> Path:
@@ -322,31 +329,33 @@ def piece_path(index: int) -> Path:
     return Path(f"group-{index // PIECES_PER_GROUP:03d}") / f"piece-{index:04d}.flac"
 
 
-def ensure_synthetic_music(root: str | Path | None = None, *, seed: int = 0, n_pieces: int = DEFAULT_N_PIECES,
-                           piece_s: float = DEFAULT_PIECE_S, progress: bool = False) -> Path:
-    """The corpus folder, written now (in a temporary folder, then renamed) unless it is there already."""
+def check_n_pieces(n_pieces: int) -> None:
+    if n_pieces < 2 * PIECES_PER_GROUP:
+        raise ParameterError(f"n_pieces={n_pieces} must be at least {2 * PIECES_PER_GROUP}: two groups, one "
+                             "of which validation can hold out")
+
+
+def write_corpus(target: Path, piece: Callable[[int], NDArray[np.float32]], *, n_pieces: int,
+                 desc: str, progress: bool = False, notes: dict[str, str] | None = None) -> Path:
+    """Write pieces 0..n_pieces-1 (`piece(index)`, mono at SAMPLE_RATE_HZ) as 24-bit FLAC at their
+    :func:`piece_path` in a temporary folder next to `target`, with the text files `notes` (name: text), then
+    rename it to `target`; where another process renamed its identical copy first, theirs is kept."""
     import soundfile
 
     from nsac.train.progress import progress_bar
 
-    if n_pieces < 2 * PIECES_PER_GROUP:
-        raise ParameterError(f"n_pieces={n_pieces} must be at least {2 * PIECES_PER_GROUP}: two groups, one "
-                             "of which validation can hold out")
-    root = Path(root) if root else default_cache_root()
-    target = corpus_dir(root=root, seed=seed, n_pieces=n_pieces, piece_s=piece_s)
-    if target.is_dir():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{target.name}."))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        bar = progress_bar(show=progress, total=n_pieces, desc="synthesising music", unit="piece")
+        bar = progress_bar(show=progress, total=n_pieces, desc=desc, unit="piece")
         for index in range(n_pieces):
             path = staging / piece_path(index)
             path.parent.mkdir(parents=True, exist_ok=True)
-            audio = synthesize_piece(seed=seed, index=index, duration_s=piece_s)
-            soundfile.write(str(path), audio, SAMPLE_RATE_HZ, subtype="PCM_24", format="FLAC")
+            soundfile.write(str(path), piece(index), SAMPLE_RATE_HZ, subtype="PCM_24", format="FLAC")
             bar.update()
         bar.close()
+        for name, text in (notes or {}).items():
+            (staging / name).write_text(text)
         try:
             os.replace(staging, target)
         except OSError:  # another process finished the same corpus first: theirs is identical
@@ -356,3 +365,15 @@ def ensure_synthetic_music(root: str | Path | None = None, *, seed: int = 0, n_p
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def ensure_synthetic_music(root: str | Path | None = None, *, seed: int = 0, n_pieces: int = DEFAULT_N_PIECES,
+                           piece_s: float = DEFAULT_PIECE_S, progress: bool = False) -> Path:
+    """The corpus folder, written now (in a temporary folder, then renamed) unless it is there already."""
+    check_n_pieces(n_pieces)
+    root = Path(root) if root else default_cache_root()
+    target = corpus_dir(root=root, seed=seed, n_pieces=n_pieces, piece_s=piece_s)
+    if target.is_dir():
+        return target
+    return write_corpus(target, lambda index: synthesize_piece(seed=seed, index=index, duration_s=piece_s),
+                        n_pieces=n_pieces, desc="synthesising music", progress=progress)
