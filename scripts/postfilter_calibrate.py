@@ -4,7 +4,8 @@ The STFT enhancer regenerates the band above ``shift_bins`` from a translated co
 guess is an inference setting (``model.high_band_gain_db``) that the export records. This script codes the
 first CLIPS files of the run's own validation speakers (the same speaker split as training: the recipe's
 data path, valid_fraction and seed) with the run's legacy codec, enhances them at each candidate gain, and
-prints PESQ-WB, ViSQOL and DNSMOS OVRL means, so the choice can be repeated::
+prints PESQ-WB, ViSQOL and DNSMOS OVRL means (for a 48 kHz music run: ViSQOL in audio mode, the mel distance
+and the noise-to-mask ratio), so the choice can be repeated::
 
     python scripts/postfilter_calibrate.py runs/postfilter-codec2-3200/checkpoints/last.pt --gains 0 -12 -18 -24
 
@@ -20,8 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METRICS = ("pesq_wb", "visqol_speech", "dnsmos")
-COLUMNS = ("pesq_wb", "visqol_speech", "dnsmos_ovrl")
+#: the metrics scored (and the columns printed) for 16 kHz speech and for 48 kHz music
+METRICS = {"speech": ("pesq_wb", "visqol_speech", "dnsmos"), "music": ("visqol_audio", "mel_distance", "nmr")}
+COLUMNS = {"speech": ("pesq_wb", "visqol_speech", "dnsmos_ovrl"),
+           "music": ("visqol_audio", "mel_distance", "nmr")}
 
 
 def main() -> None:
@@ -31,6 +34,7 @@ def main() -> None:
     from nsac.train.degrade import Degradation, degrade_audio, read_mono
     from nsac.train.export import export_checkpoint, load_exported
     from nsac.train.recipes import recipe_from_dict
+    from nsac.train.setup_data import GENERATED_CORPORA
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
@@ -43,7 +47,12 @@ def main() -> None:
 
     recipe = recipe_from_dict(ckpt.load(args.checkpoint)["config"])
     rate = recipe.data.sample_rate_hz
-    _, valid = speaker_split(load_corpus(recipe.data.path, split=recipe.data.split or None),
+    kind = "music" if rate == 48000 else "speech"
+    metrics, columns = METRICS[kind], COLUMNS[kind]
+    source = recipe.data.path
+    if source in GENERATED_CORPORA:  # a generated corpus (rendered or synthetic music) by its name
+        source = str(GENERATED_CORPORA[source]())
+    _, valid = speaker_split(load_corpus(source, split=recipe.data.split or None),
                              valid_fraction=recipe.data.valid_fraction, seed=recipe.seed)
     degradation = Degradation(recipe.degrade.codec, recipe.degrade.bitrates_bps[0], recipe.degrade.options)
     pairs = []
@@ -54,12 +63,13 @@ def main() -> None:
         pairs.append((clean, degrade_audio(clean, rate, degradation)))
     print(f"{args.checkpoint}: {len(pairs)} validation clips, {degradation.codec} at {degradation.bitrate_bps} "
           f"bit/s")
-    print("| condition | " + " | ".join(COLUMNS) + " |")
-    print("|---|" + "---|" * len(COLUMNS))
+    print("| condition | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
 
     def report(label: str, outputs: list[np.ndarray]) -> None:
-        scores = [evaluate(clean, out, sample_rate=rate, metrics=METRICS) for (clean, _), out in zip(pairs, outputs)]
-        means = [np.nanmean([s[c] for s in scores]) for c in COLUMNS]
+        scores = [evaluate(clean, out, sample_rate=rate, metrics=metrics)
+                  for (clean, _), out in zip(pairs, outputs)]
+        means = [np.nanmean([s[c] for s in scores]) for c in columns]
         print(f"| {label} | " + " | ".join(f"{m:.3f}" for m in means) + " |", flush=True)
 
     report("decoded", [decoded for _, decoded in pairs])
