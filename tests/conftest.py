@@ -30,6 +30,26 @@ def speech_test_clips(n: int, *, seconds: float, rate_hz: int) -> list[np.ndarra
     return clips
 
 
+def music_test_clips(n: int, *, seconds: float, rate_hz: int) -> list[np.ndarray]:
+    """n test-music files at least `seconds` long, evenly spread over the sorted list of them (drum kits,
+    loops, orchestral), their first `seconds` mono at rate_hz; [] when the shared data is missing."""
+    import csv
+
+    manifest = SHARED_DATA / "manifest.csv"
+    if not manifest.exists():
+        return []
+    with manifest.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "music_test" and float(r["duration_s"]) >= seconds]
+    paths = sorted(r["path"] for r in rows)
+    picked = [paths[round(i * (len(paths) - 1) / max(1, n - 1))] for i in range(min(n, len(paths)))]
+    clips = []
+    for path in picked:
+        audio, rate = read(SHARED_DATA / path)
+        audio = resample(audio.mean(axis=0, keepdims=True), from_hz=rate, to_hz=rate_hz)
+        clips.append(np.ascontiguousarray(audio[:, : round(seconds * rate_hz)], dtype=np.float32))
+    return clips
+
+
 @pytest.fixture(scope="session")
 def speech_16k() -> np.ndarray:
     """About 3 s of real speech at 16 kHz, shape (1, samples), float32."""
