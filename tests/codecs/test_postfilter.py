@@ -158,6 +158,32 @@ def test_enhanced_codec_keeps_opus_packets_and_streams_like_whole_file() -> None
     assert whole.shape == audio.shape and whole.dtype == np.float32
 
 
+@pytest.mark.skipif("postfilter-aac-32k" not in list_pretrained(), reason="AAC enhancer not shipped")
+@pytest.mark.parametrize("channels", [1, 2])
+def test_aac_music_enhancer_streams_packet_by_packet_like_whole_file(channels: int) -> None:
+    """48 kHz: an AAC packet of 1024 samples is two of the enhancer's 512-sample hops; stereo channels are
+    enhanced each on its own."""
+    if not codec_class("aac").availability()[0]:
+        pytest.skip("PyAV with an AAC encoder missing")
+    rng = np.random.default_rng(0)
+    t = np.arange(48000) / 48000
+    tone = 0.2 * np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    hits = 0.05 * rng.standard_normal(t.size) * (t % 0.25 < 0.02)
+    audio = np.stack([tone + hits, 0.5 * tone - hits][:channels]).astype(np.float32)
+    codec = load_codec("aac+enhance", bitrate=32000, sample_rate=48000, channels=channels)
+    assert codec.enhancer_name == "postfilter-aac-32k" and codec.enhancer.hop_samples == 512
+    packets = codec.encode(audio)
+    packets[5] = None
+    whole = codec.decode(packets, audio.shape[1])
+    streamed = Codec.decode(codec, packets, audio.shape[1])
+    np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    assert whole.shape == audio.shape and np.isfinite(whole).all() and np.abs(whole).max() <= 1.0
+    if channels == 2:
+        assert not np.allclose(whole[0], whole[1])  # each channel keeps its own content
+    with pytest.raises(ParameterError, match="48000 Hz"):
+        load_codec("aac+enhance", bitrate=32000, sample_rate=44100)
+
+
 @needs_opus
 @needs_weights
 def test_enhancer_improves_real_test_speech() -> None:

@@ -9,7 +9,8 @@ The packets are the legacy codec's, byte for byte; only decoding changes. Delay 
 The stream decoder pushes every packet's samples through `enhancer.stream` (frame_size is a whole number
 of enhancer hops, so a packet still gives frame_size samples); flush pushes zeros until the enhancer's
 delay is out. Whole-file `decode` runs the enhancer once over the legacy stream output, the same samples
-computed in one pass (tested). The output is limited to [-1, 1].
+computed in one pass (tested). The output is limited to [-1, 1]. The enhancers are mono models: each channel
+of a stereo file goes through them on its own (as one more item of the batch).
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ class EnhancedCodec(Codec):
         if self.enhancer.sample_rate_hz != self.inner.sample_rate:
             raise ParameterError(f"enhancer {self.enhancer_name!r} runs at {self.enhancer.sample_rate_hz} Hz "
                                  f"but {self.inner.name} is set up at {self.inner.sample_rate} Hz")
-        if self.inner.channels != 1:
-            raise ParameterError(f"{self.name}: enhancers are mono; channels={self.inner.channels}")
         if self.inner.frame_size % self.enhancer.hop_samples:
             raise ParameterError(f"{self.name}: the codec's frame of {self.inner.frame_size} samples is not a "
                                  f"whole number of the enhancer's {self.enhancer.hop_samples}-sample hops")

@@ -21,6 +21,7 @@ DEFAULT_ENHANCERS: dict[tuple[str, int], str] = {
     ("opus", 9000): "postfilter-opus-9k",
     ("codec2", 3200): "postfilter-codec2-3200",
     ("amrwb", 12650): "postfilter-amrwb-12k65",
+    ("aac", 32000): "postfilter-aac-32k",  # 48 kHz music
 }
 #: model name in an enhancer's config -> "module:Class" (nsac.train registers the same classes for training)
 MODEL_CLASSES: dict[str, str] = {
