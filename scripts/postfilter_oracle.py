@@ -23,8 +23,6 @@ import argparse
 import numpy as np
 import torch
 
-METRICS = ("pesq_wb", "visqol_speech", "dnsmos")
-COLUMNS = ("pesq_wb", "visqol_speech", "dnsmos_ovrl")
 N_FFT, HOP = 512, 128
 RATE_HZ = 16000
 ACTIVE_RANGE_DB = 40.0
@@ -55,10 +53,8 @@ def _aligned_clean(clean: np.ndarray, decoded: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    from nsac.eval.metrics import evaluate
-    from nsac.train.data import load_corpus, speaker_split
-    from nsac.train.degrade import Degradation, degrade_audio, read_mono
     from nsac.train.recipes import raw_recipe, recipe_from_dict
+    from postfilter_calibrate import enhance, score_table, validation_pairs  # the script beside this one
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", help="a post-filter recipe: its validation split and codec")
@@ -73,30 +69,16 @@ def main() -> None:
     recipe = recipe_from_dict(raw_recipe(args.recipe))
     if recipe.data.sample_rate_hz != RATE_HZ:
         raise SystemExit(f"{args.recipe} runs at {recipe.data.sample_rate_hz} Hz; this script is for 16 kHz")
-    _, valid = speaker_split(load_corpus(args.data, split=recipe.data.split or None),
-                             valid_fraction=recipe.data.valid_fraction, seed=recipe.seed)
-    degradation = Degradation(recipe.degrade.codec, recipe.degrade.bitrates_bps[0], recipe.degrade.options)
-    pairs = []
-    for item in valid[: args.clips]:
-        clean, _ = read_mono(item.path)
-        decoded = degrade_audio(clean, RATE_HZ, degradation)
-        pairs.append((clean, decoded, _aligned_clean(clean, decoded)))
-    print(f"{args.recipe}: {len(pairs)} validation clips, {degradation.codec} at "
-          f"{degradation.bitrate_bps} bit/s")
-    print("| condition | " + " | ".join(COLUMNS) + " |")
-    print("|---|" + "---|" * len(COLUMNS))
-
-    def report(label: str, outputs: list[np.ndarray]) -> None:
-        scores = [evaluate(clean, out, sample_rate=RATE_HZ, metrics=METRICS)
-                  for (clean, _, _), out in zip(pairs, outputs)]
-        means = [np.nanmean([s[c] for s in scores]) for c in COLUMNS]
-        print(f"| {label} | " + " | ".join(f"{m:.3f}" for m in means) + " |", flush=True)
+    print(f"{args.recipe}: ", end="")
+    pairs = validation_pairs(recipe, args.clips, data=args.data)
+    references = [clean for clean, _ in pairs]
+    report = score_table(references, RATE_HZ)
 
     split_bin = round(args.split_hz / RATE_HZ * N_FFT)
     generator = torch.Generator().manual_seed(args.seed)
     high_band, high_magnitudes, magnitudes = [], [], []
-    for _, decoded, clean in pairs:
-        c, d = _stft(clean), _stft(decoded)
+    for clean, decoded in pairs:
+        c, d = _stft(_aligned_clean(clean, decoded)), _stft(decoded)
         phases = torch.polar(torch.ones(c.shape), 2 * np.pi * torch.rand(c.shape, generator=generator))
         y = d.clone()
         y[split_bin:] = c[split_bin:]
@@ -107,21 +89,18 @@ def main() -> None:
         y = c.abs() * torch.where(d.abs() > 0, d / d.abs().clamp_min(1e-12), phases)
         y[split_bin:] = c[split_bin:].abs() * phases[split_bin:]
         magnitudes.append(_istft(y, len(decoded)))
-    report("decoded", [decoded for _, decoded, _ in pairs])
+    report("decoded", [decoded for _, decoded in pairs])
     report("true high band", high_band)
     report("true high-band magnitudes, random phases", high_magnitudes)
     report("true magnitudes, decoded phases below the split", magnitudes)
-    report("clean", [clean for clean, _, _ in pairs])
+    report("clean", references)
     if args.enhancer:
         from nsac.codecs.postfilter.registry import load_enhancer
 
-        model = load_enhancer(args.enhancer)
-        with torch.inference_mode():
-            outputs = [np.clip(model(torch.from_numpy(d)[None, None])[0, 0].numpy(), -1, 1)
-                       for _, d, _ in pairs]
+        outputs = enhance(load_enhancer(args.enhancer), [decoded for _, decoded in pairs])
         report(f"enhanced ({args.enhancer})", outputs)
         true_db, enhanced_db = [], []
-        for (clean, _, _), out in zip(pairs, outputs):
+        for clean, out in zip(references, outputs):
             c, e = _stft(_aligned_clean(clean, out)).abs() ** 2, _stft(out).abs() ** 2
             low = 10 * np.log10(c[:split_bin].sum(0).numpy() + 1e-10)
             active = low > low.max() - ACTIVE_RANGE_DB
