@@ -7,8 +7,7 @@ from pathlib import Path
 
 from nsac.train.config import Recipe
 from nsac.train.recipes import apply_overrides, raw_recipe, recipe_from_dict, recipe_to_dict
-from nsac.train.rendered_music import RENDERED_MUSIC
-from nsac.train.synth_music import SYNTHETIC_MUSIC
+from nsac.train.setup_data import GENERATED_CORPORA
 from nsac.train.trainer import Trainer, TrainResult
 
 #: run folders go here unless --out says otherwise
@@ -17,9 +16,8 @@ RECIPE_FILE = "recipe.yaml"
 
 
 def _resolve_data_path(path: str | Path) -> str:
-    """A folder or manifest as an absolute path; a generated corpus's name (SYNTHETIC_MUSIC, RENDERED_MUSIC)
-    as it is."""
-    if str(path) in (SYNTHETIC_MUSIC, RENDERED_MUSIC):
+    """A folder or manifest as an absolute path; a generated corpus's name (GENERATED_CORPORA) as it is."""
+    if str(path) in GENERATED_CORPORA:
         return str(path)
     return str(Path(path).expanduser().resolve())
 
